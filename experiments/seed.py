@@ -1,0 +1,33 @@
+"""Seed network, both paddings, k in {3, 5, 7, 9}, batch 128, synthetic data.
+
+Run:    python run.py                       (this is the default experiment)
+        python run.py --config=experiments/seed.py:quick   (tests: 2 tiny points)
+Takes:  about 60 s on a 2-core CPU (quick: a few seconds).
+"""
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Default sweep; `arg='quick'` shrinks it to a few seconds."""
+  c = ml_collections.ConfigDict()
+  c.name = 'seed'
+  c.model = 'seed'                 # see kernelscale.models.MODELS
+  c.kernel_sizes = (3, 5, 7, 9)
+  c.paddings = ('SAME', 'VALID')
+  c.batch_size = 128
+  c.dtype = 'float32'              # float32 | bfloat16 | float16
+  c.learning_rate = 1e-3
+  c.seed = 0
+  c.data = 'synthetic'             # offline default
+  c.train_examples = 60_000        # for epoch_s = steps per epoch x median step
+  c.warmup_steps = 3
+  c.timed_steps = 15
+  if arg == 'quick':
+    c.kernel_sizes = (3, 5)
+    c.paddings = ('SAME',)
+    c.batch_size = 8
+    c.warmup_steps = 1
+    c.timed_steps = 3
+  elif arg:
+    raise ValueError(f'experiments/seed.py: unknown argument {arg!r}; use "quick" or nothing')
+  return c

@@ -1,0 +1,139 @@
+"""Compile and step timing, and XLA's own analyses of the compiled step.
+
+Compile is measured ahead of time: `jit(f).lower(...)` then `.compile()`, each
+timed, with jax.monitoring's backend-compile event as a cross-check. Step time
+is warm, blocked, repeated and reported as a median with spread; the first call
+never enters the step statistics.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+BACKEND_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+
+
+@contextlib.contextmanager
+def backend_compile_events():
+  """Collects (fun_name, seconds) of every backend compile inside the block."""
+  events: list[tuple[str, float]] = []
+
+  def listener(event, duration, **kwargs):
+    if event == BACKEND_COMPILE_EVENT:
+      events.append((str(kwargs.get('fun_name', '')), float(duration)))
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    yield events
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def compile_aot(fn: Callable, args: tuple, donate_argnums=(0,)) -> dict:
+  """Lowers and compiles `fn(*args)` once, timing each part.
+
+  Returns:
+    {'compiled', 'lowered', 'lower_s', 'compile_s', 'monitor_compile_s'};
+    monitor_compile_s is None when jax.monitoring reported no compile of `fn`.
+  """
+  name = getattr(fn, '__name__', '')
+  # The state is donated: its buffers are reused for the new state.
+  jitted = jax.jit(fn, donate_argnums=donate_argnums)
+  with backend_compile_events() as events:
+    t0 = time.perf_counter()
+    lowered = jitted.lower(*args)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+  # The event names the function as 'jit(train_step)'.
+  mine = [d for n, d in events if n in (name, f'jit({name})')]
+  return {'compiled': compiled, 'lowered': lowered, 'lower_s': t1 - t0,
+          'compile_s': t2 - t1, 'monitor_compile_s': sum(mine) if mine else None}
+
+
+def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
+              steps: int, on_step: Callable[[int], Any] | None = None):
+  """Runs the first step, `warmup` warm steps and `steps` timed steps.
+
+  Each step is blocked with block_until_ready before the clock stops.
+
+  Returns:
+    (state, metrics of the last step, first_step_s, list of timed seconds).
+  """
+  t0 = time.perf_counter()
+  state, metrics = compiled(state, batch)
+  jax.block_until_ready((state, metrics))
+  first = time.perf_counter() - t0
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+  times = []
+  for i in range(steps):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - t0)
+    if on_step is not None:
+      on_step(i)
+  return state, metrics, first, times
+
+
+def step_stats(times: list[float]) -> dict:
+  """Median, p10, p90 and min of the timed steps, in seconds."""
+  a = np.asarray(times, dtype=np.float64)
+  return {'step_s_median': float(np.median(a)), 'step_s_p10': float(np.percentile(a, 10)),
+          'step_s_p90': float(np.percentile(a, 90)), 'step_s_min': float(a.min()),
+          'steps_timed': int(a.size)}
+
+
+def cost_analysis(compiled) -> tuple[dict, list[str]]:
+  """xla_flops, xla_bytes_accessed, xla_transcendentals, with None + notes when missing.
+
+  `cost_analysis()` may return a dict, a one-element list of dicts, or None,
+  or raise on backends that do not implement it.
+  """
+  keys = {'xla_flops': 'flops', 'xla_bytes_accessed': 'bytes accessed',
+          'xla_transcendentals': 'transcendentals'}
+  out = {k: None for k in keys}
+  notes = []
+  try:
+    ca = compiled.cost_analysis()
+  except Exception as e:  # pylint: disable=broad-except
+    return out, [f'cost_analysis raised {type(e).__name__}: {e}']
+  if isinstance(ca, (list, tuple)):
+    ca = ca[0] if ca else None
+  if not ca:
+    return out, ['cost_analysis returned nothing on this backend']
+  for key, xla_key in keys.items():
+    if xla_key in ca and ca[xla_key] is not None and ca[xla_key] >= 0:
+      out[key] = float(ca[xla_key])
+    elif key == 'xla_transcendentals' and 'flops' in ca:
+      # XLA omits the key when the program has none.
+      out[key] = 0.0
+    else:
+      notes.append(f'cost_analysis has no {xla_key!r}')
+  return out, notes
+
+
+def memory_analysis(compiled) -> tuple[dict, list[str]]:
+  """temp/argument/output/alias/generated-code bytes, None + notes when missing."""
+  keys = ('temp', 'argument', 'output', 'alias', 'generated_code')
+  out = {f'{k}_bytes': None for k in keys}
+  try:
+    ma = compiled.memory_analysis()
+  except Exception as e:  # pylint: disable=broad-except
+    return out, [f'memory_analysis raised {type(e).__name__}: {e}']
+  if ma is None:
+    return out, ['memory_analysis returned None on this backend']
+  notes = []
+  for k in keys:
+    v = getattr(ma, f'{k}_size_in_bytes', None)
+    if v is None:
+      notes.append(f'memory_analysis has no {k}_size_in_bytes')
+    else:
+      out[f'{k}_bytes'] = int(v)
+  return out, notes

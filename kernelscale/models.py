@@ -1,0 +1,124 @@
+"""The seed CNN family and the shape checks that run before anything compiles.
+
+The seed network is Conv(32,k) -> ReLU -> MaxPool2 -> Conv(64,k) -> ReLU ->
+MaxPool2 -> Flatten -> Dense(128) -> ReLU -> Dense(10). Variants are named
+entries of `MODELS`; each is the same `ConvNet` with other fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+PADDINGS = ('SAME', 'VALID')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+
+
+class ShapeError(ValueError):
+  """A kernel that does not fit the input: raised before any compile."""
+
+
+class ConvNet(nn.Module):
+  """Conv blocks (conv -> ReLU -> 2x2 max-pool) then a dense classifier.
+
+  Layer names are fixed (`conv1`, `conv2`, ..., `dense1`, `dense2`) so that
+  optimized-HLO op names map back to layers.
+  """
+  features: Sequence[int] = (32, 64)
+  kernel_size: int = 3
+  padding: str = 'SAME'
+  hidden: int = 128
+  num_classes: int = 10
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC):
+    x = x_BxHxWxC.astype(self.dtype)
+    k = self.kernel_size
+    for i, f in enumerate(self.features):
+      x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
+                  dtype=self.dtype, name=f'conv{i + 1}')(x)
+      x = nn.relu(x)
+      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='VALID')
+    x = x.reshape((x.shape[0], -1))
+    x = nn.Dense(self.hidden, dtype=self.dtype, name='dense1')(x)
+    x = nn.relu(x)
+    x = nn.Dense(self.num_classes, dtype=self.dtype, name='dense2')(x)
+    return x.astype(jnp.float32)
+
+
+MODELS = {
+    'seed': functools.partial(ConvNet, features=(32, 64)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvLayer:
+  """Static shape of one conv layer of the network for one input size."""
+  name: str
+  in_hw: int
+  c_in: int
+  c_out: int
+  out_hw: int
+  pooled_hw: int
+
+
+def _walk(features, kernel_size, padding, input_hw, channels):
+  """(layers, None) when every layer fits, else (layers so far, failing layer info)."""
+  layers = []
+  hw, c = input_hw, channels
+  for i, f in enumerate(features):
+    name = f'conv{i + 1}'
+    out = hw if padding == 'SAME' else hw - kernel_size + 1
+    if out // 2 < 1:  # the 2x2 pool after the conv needs at least 2x2
+      return layers, (name, hw, max(out, 0))
+    layers.append(ConvLayer(name, hw, c, f, out, out // 2))
+    hw, c = out // 2, f
+  return layers, None
+
+
+def largest_kernel(features: Sequence[int], padding: str, input_hw: int,
+                   channels: int = 1, limit: int = 512) -> int | None:
+  """Largest k for which every layer of the network has a non-empty output."""
+  best = None
+  for k in range(1, limit + 1):
+    if _walk(features, k, padding, input_hw, channels)[1] is None:
+      best = k
+    elif padding == 'VALID':
+      break  # VALID outputs only shrink as k grows
+  return best
+
+
+def conv_layers(features: Sequence[int], kernel_size: int, padding: str,
+                input_hw: int, channels: int) -> list[ConvLayer]:
+  """Walks the conv blocks, checking each layer's output is non-empty.
+
+  Raises:
+    ShapeError: naming the layer, the input size it got and the largest
+      kernel that fits the network, when a layer's output (after its 2x2
+      pool) would be empty.
+  """
+  layers, bad = _walk(features, kernel_size, padding, input_hw, channels)
+  if bad is not None:
+    name, hw, out = bad
+    largest = largest_kernel(features, padding, input_hw, channels)
+    fits = (f'the largest kernel that fits this network with {padding} padding on '
+            f'{input_hw}x{input_hw} input is {largest}' if largest else 'no kernel fits')
+    raise ShapeError(
+        f'kernel_size={kernel_size} does not fit layer {name}: its input is {hw}x{hw}, '
+        f'{padding} padding leaves {out}x{out}, and the 2x2 max-pool after it needs at '
+        f'least 2x2; {fits}')
+  return layers
+
+
+def build(model: str, kernel_size: int, padding: str, dtype: str,
+          input_hw: int = 28, channels: int = 1) -> ConvNet:
+  """Returns the Flax module for one point after checking that it fits."""
+  if model not in MODELS:
+    raise ValueError(f'model: unknown model {model!r}; known: {sorted(MODELS)}')
+  module = MODELS[model](kernel_size=kernel_size, padding=padding, dtype=DTYPES[dtype])
+  conv_layers(module.features, kernel_size, padding, input_hw, channels)
+  return module

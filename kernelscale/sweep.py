@@ -1,0 +1,219 @@
+"""The sweep: for every point, build, compile, time, analyse, append a record.
+
+`validate(config)` checks every field and every point's shapes before anything
+compiles; `run(config, workdir)` then measures point by point and appends each
+record to `<workdir>/results.jsonl` as soon as the point finishes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import platform as _platform
+import sys
+import time
+import traceback
+from typing import Callable
+
+import jax
+import jaxlib
+
+from kernelscale import data, flops, measure, models, records, train
+
+
+class ConfigError(ValueError):
+  """A bad config field; the message starts with the field's name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One configuration measured."""
+  model: str
+  kernel_size: int
+  padding: str
+  batch_size: int
+  dtype: str
+
+  @property
+  def name(self) -> str:
+    return f'{self.model}-k{self.kernel_size}-{self.padding}-{self.dtype}-b{self.batch_size}'
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _as_tuple(v):
+  return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
+def validate(config) -> list[Point]:
+  """Checks the config and returns the sweep's points.
+
+  Raises:
+    ConfigError: naming the field (e.g. 'config.kernel_sizes') and the problem.
+    models.ShapeError: when a kernel does not fit a layer, before any compile.
+  """
+  ks = _as_tuple(config.kernel_sizes)
+  if not ks:
+    raise ConfigError('config.kernel_sizes: empty; give at least one kernel size')
+  for k in ks:
+    if not _is_int(k) or k < 1:
+      raise ConfigError(f'config.kernel_sizes: {k!r} is not an integer >= 1')
+  pads = _as_tuple(config.paddings)
+  for p in pads:
+    if p not in models.PADDINGS:
+      raise ConfigError(f'config.paddings: unknown padding {p!r}; use one of {models.PADDINGS}')
+  if not _is_int(config.batch_size) or config.batch_size < 1:
+    raise ConfigError(f'config.batch_size: {config.batch_size!r} is not an integer >= 1')
+  if config.dtype not in models.DTYPES:
+    raise ConfigError(f'config.dtype: unknown dtype {config.dtype!r}; use one of '
+                      f'{tuple(models.DTYPES)}')
+  if config.model not in models.MODELS:
+    raise ConfigError(f'config.model: unknown model {config.model!r}; use one of '
+                      f'{tuple(models.MODELS)}')
+  if not isinstance(config.learning_rate, (int, float)) or config.learning_rate <= 0:
+    raise ConfigError(f'config.learning_rate: {config.learning_rate!r} is not a number > 0')
+  for field, low in (('warmup_steps', 0), ('timed_steps', 1), ('train_examples', 1)):
+    v = config[field]
+    if not _is_int(v) or v < low:
+      raise ConfigError(f'config.{field}: {v!r} is not an integer >= {low}')
+  if config.data != 'synthetic':
+    raise ConfigError(f'config.data: unknown source {config.data!r}; use "synthetic"')
+  pts = [Point(config.model, k, p, config.batch_size, config.dtype)
+         for p, k in itertools.product(pads, ks)]
+  features = models.MODELS[config.model].keywords['features']
+  for pt in pts:
+    try:
+      models.conv_layers(features, pt.kernel_size, pt.padding, *_input_hw_c())
+    except models.ShapeError as e:
+      raise models.ShapeError(f'config.kernel_sizes: {e}') from None
+  return pts
+
+
+def _input_hw_c() -> tuple[int, int]:
+  return data.SYNTHETIC_SHAPE[0], data.SYNTHETIC_SHAPE[2]
+
+
+def check_workdir(workdir: str) -> str:
+  """Creates the workdir and proves it writable, before any measurement.
+
+  Raises:
+    ConfigError: naming --workdir when it cannot be created or written.
+  """
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, '.write_test')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f'--workdir: cannot write to {workdir!r}: {e.strerror or e}') from None
+  return workdir
+
+
+def context() -> dict:
+  """Where the measurement ran: device, versions and the XLA flags in force."""
+  dev = jax.devices()[0]
+  return {'platform': dev.platform, 'device_kind': dev.device_kind,
+          'device_count': jax.device_count(), 'jax_version': jax.__version__,
+          'jaxlib_version': jaxlib.__version__,
+          'xla_flags': os.environ.get('XLA_FLAGS', ''),
+          'host': _platform.node(), 'cpu_count': os.cpu_count()}
+
+
+def measure_point(pt: Point, config) -> dict:
+  """Compiles and times one point; returns its record fields (no context)."""
+  notes: list[str] = []
+  hw, c = _input_hw_c()
+  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c)
+  features = module.features
+  per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c)
+  rec: dict = {}
+  rec.update(flops.summarize(per_layer))
+  rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c)
+  # Shapes via eval_shape: parameter count cross-checked without allocating.
+  state = train.create_state(module, config.learning_rate,
+                             jax.random.PRNGKey(config.seed), data.SYNTHETIC_SHAPE)
+  n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+  if n_params != rec['params']:
+    notes.append(f'analytic params {rec["params"]} != model params {n_params}')
+    rec['params'] = int(n_params)
+  batch = data.synthetic_batch(pt.batch_size, config.seed)
+
+  comp = measure.compile_aot(train.train_step, (state, batch))
+  compiled = comp['compiled']
+  rec.update({k: comp[k] for k in ('lower_s', 'compile_s', 'monitor_compile_s')})
+  if comp['monitor_compile_s'] is None:
+    notes.append('jax.monitoring reported no backend compile for train_step')
+  cost, n1 = measure.cost_analysis(compiled)
+  mem, n2 = measure.memory_analysis(compiled)
+  rec.update(cost)
+  rec.update(mem)
+  notes += n1 + n2
+
+  state, metrics, first, times = measure.run_steps(
+      compiled, state, batch, config.warmup_steps, config.timed_steps)
+  rec['first_step_s'] = first
+  rec.update(measure.step_stats(times))
+  rec['final_loss'] = float(metrics['loss'])
+  med = rec['step_s_median']
+  rec['achieved_flops_per_s'] = (rec['xla_flops'] / med) if rec['xla_flops'] else None
+  if rec['xla_flops'] is None:
+    notes.append('achieved_flops_per_s is null: no xla_flops')
+  rec['steps_per_epoch'] = config.train_examples // pt.batch_size
+  rec['epoch_s'] = rec['steps_per_epoch'] * med
+  rec['epoch_s_kind'] = 'projected'
+  rec['analytic_phase_flops'] = per_layer
+  rec['notes'] = notes
+  return rec
+
+
+def run(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
+  """Measures every point of the sweep, appending each record as it finishes.
+
+  Args:
+    config: an experiment config (see experiments/seed.py).
+    workdir: output folder; results.jsonl is appended to there.
+    log: where progress lines go.
+
+  Returns:
+    The records written by this run, in order.
+  """
+  pts = validate(config)
+  check_workdir(workdir)
+  # Compile time must be the real compile, not a cache hit.
+  jax.config.update('jax_enable_compilation_cache', False)
+  ctx = context()
+  path = os.path.join(workdir, 'results.jsonl')
+  out = []
+  log(f'{len(pts)} points on {ctx["platform"]} ({ctx["device_kind"]}); '
+      f'results -> {path}')
+  for i, pt in enumerate(pts, 1):
+    t0 = time.perf_counter()
+    rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
+           'kernel_size': pt.kernel_size, 'padding': pt.padding,
+           'batch_size': pt.batch_size, 'dtype': pt.dtype,
+           'warmup_steps': config.warmup_steps, 'seed': config.seed}
+    rec.update(ctx)
+    try:
+      rec.update(measure_point(pt, config))
+      rec['status'], rec['error'] = 'ok', None
+    except Exception as e:  # pylint: disable=broad-except
+      # One failed point (e.g. out of memory) must not lose the others.
+      rec['status'] = 'failed'
+      rec['error'] = f'{type(e).__name__}: {e}'
+      rec.setdefault('notes', []).append(traceback.format_exc(limit=3))
+    rec['point_wall_s'] = time.perf_counter() - t0
+    records.append(path, rec)
+    out.append(rec)
+    log(progress_line(i, len(pts), rec))
+  return out
+
+
+def progress_line(i: int, n: int, rec: dict) -> str:
+  head = f'[{i}/{n}] k={rec["kernel_size"]:<2} {rec["padding"]:<5}'
+  if rec['status'] != 'ok':
+    return f'{head} FAILED: {rec["error"]}'
+  return (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
+          f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')

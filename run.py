@@ -1,0 +1,104 @@
+"""kernelscale command line: sweep kernel sizes, measure, write results.
+
+    python run.py                                   # default: experiments/seed.py
+    python run.py --config=experiments/seed.py:quick
+    python run.py --config.kernel_sizes=3,5,7 --config.batch_size=64 --workdir=runs/mine
+
+This file is the only place flags live; everything else takes a config.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _fail(msg: str) -> None:
+  print(f'error: {msg}', file=sys.stderr)
+  sys.exit(2)
+
+
+try:
+  _CONFIG = config_flags.DEFINE_config_file(
+      'config', os.path.join(_HERE, 'experiments', 'seed.py'),
+      'Experiment config file, optionally with an argument after a colon '
+      '(e.g. experiments/seed.py:quick). Any field can be overridden with '
+      '--config.<field>=value, e.g. --config.kernel_sizes=3,5,7 '
+      '--config.paddings=SAME --config.batch_size=64 --config.dtype=bfloat16.',
+      lock_config=True)
+except (AttributeError, KeyError) as _e:
+  # ml_collections resolves --config.<field> overrides while defining the
+  # flag; an unknown field surfaces here as AttributeError.
+  _fail(f'--config: unknown field {str(_e).strip(chr(34))} in a --config.<field> override; '
+        'see the experiment file for its fields')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None,
+    'Output folder for results.jsonl, results.md and traces. '
+    'Default: ./runs/<experiment>-<timestamp>/.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
+  config = _load_config()
+  workdir = _WORKDIR.value or os.path.join(
+      'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
+
+  # Imported here so that nothing initialises a jax backend before flags are read.
+  from kernelscale import models, report, sweep  # pylint: disable=g-import-not-at-top
+  try:
+    sweep.validate(config)
+    sweep.check_workdir(workdir)
+  except (sweep.ConfigError, models.ShapeError) as e:
+    _fail(str(e))
+  print(f'workdir: {os.path.abspath(workdir)}')
+  recs = sweep.run(config, workdir)
+  print()
+  print(report.text_table(recs))
+  md = report.write_results_md(recs, workdir)
+  print(f'\nresults: {os.path.join(os.path.abspath(workdir), "results.jsonl")}')
+  print(f'summary: {os.path.abspath(md)}')
+  if not any(r['status'] == 'ok' for r in recs):
+    sys.exit(1)
+
+
+def _parse_flags(argv):
+  """absl's parser, but any bad flag or config file is one line and exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except SystemExit:
+    # absl exits 1 after printing --help; asking for help is not an error.
+    if any(a in ('-h', '--help', '--helpshort', '--helpfull', '-?') for a in argv[1:]):
+      sys.exit(0)
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    _fail(_one_line(e))
+
+
+def _one_line(e: Exception) -> str:
+  """The gist of an error as one line (config loaders embed whole tracebacks)."""
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  if any(line.startswith('Traceback') for line in lines):
+    return f'{lines[0]} {lines[-1]}'
+  return ' '.join(lines)
+
+
+def _load_config():
+  """The parsed config; a missing/broken file or unknown field is one line, exit 2."""
+  try:
+    config = _CONFIG.value
+    _ = config.name  # a file that failed to load raises only when touched
+    return config
+  except Exception as e:  # pylint: disable=broad-except
+    # Loading a config file can raise anything (missing file, syntax error,
+    # an unknown --config.<field>): name the flag and the cause.
+    _fail(f'--config: {type(e).__name__}: {_one_line(e)}')
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,55 @@
+"""Seed network: parameter counts per k and the shape check before compile."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from kernelscale import flops, models
+
+
+def _hand_params(k, padding):
+  # conv1: k*k*1*32 + 32; conv2: k*k*32*64 + 64; dense1: flat*128 + 128; dense2: 128*10 + 10.
+  hw = 28
+  if padding == 'SAME':
+    flat_hw = 7
+  else:
+    p1 = (hw - k + 1) // 2
+    flat_hw = (p1 - k + 1) // 2
+  return (k * k * 32 + 32) + (k * k * 32 * 64 + 64) + (flat_hw ** 2 * 64 * 128 + 128) + 1290
+
+
+@pytest.mark.parametrize('padding', ['SAME', 'VALID'])
+@pytest.mark.parametrize('k', [1, 3, 5, 7, 9])
+def test_param_count_per_k(k, padding):
+  module = models.build('seed', k, padding, 'float32')
+  shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1)))
+  n = sum(x.size for x in jax.tree_util.tree_leaves(shapes))
+  assert n == _hand_params(k, padding)
+  assert flops.param_count((32, 64), k, padding) == n
+
+
+def test_seed_k3_same_exact():
+  assert flops.param_count((32, 64), 3, 'SAME') == 421_642
+
+
+def test_valid_kernel_too_big_names_layer_input_and_largest():
+  with pytest.raises(models.ShapeError) as e:
+    models.build('seed', 11, 'VALID', 'float32')
+  msg = str(e.value)
+  assert 'conv2' in msg and '9x9' in msg
+
+
+def test_valid_k9_fits_k10_does_not():
+  models.build('seed', 9, 'VALID', 'float32')
+  with pytest.raises(models.ShapeError):
+    models.build('seed', 10, 'VALID', 'float32')
+
+
+def test_same_any_kernel_fits():
+  models.build('seed', 31, 'SAME', 'float32')
+
+
+def test_forward_shape():
+  module = models.build('seed', 5, 'SAME', 'float32')
+  x = jnp.zeros((4, 28, 28, 1))
+  params = module.init(jax.random.PRNGKey(0), x)
+  assert module.apply(params, x).shape == (4, 10)

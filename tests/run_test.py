@@ -1,0 +1,87 @@
+"""The CLI end to end on a tiny config, and every bad input: one line, exit 2, no records."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = '--config=' + os.path.join(ROOT, 'experiments', 'seed.py') + ':quick'
+
+
+def _run(*args, cwd=None):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), *args],
+                        capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=300)
+
+
+def test_cli_end_to_end_quick(tmp_path):
+  wd = tmp_path / 'wd'
+  p = _run(QUICK, '--config.kernel_sizes=3,5', f'--workdir={wd}')
+  assert p.returncode == 0, p.stderr
+  recs = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  assert [r['kernel_size'] for r in recs] == [3, 5]
+  for r in recs:
+    assert r['status'] == 'ok'
+    for key in ('lower_s', 'compile_s', 'monitor_compile_s', 'first_step_s', 'step_s_median',
+                'step_s_p10', 'step_s_p90', 'step_s_min', 'steps_timed', 'xla_flops',
+                'xla_bytes_accessed', 'xla_transcendentals', 'temp_bytes', 'argument_bytes',
+                'output_bytes', 'alias_bytes', 'generated_code_bytes', 'analytic_flops',
+                'analytic_conv_flops', 'params', 'achieved_flops_per_s', 'epoch_s',
+                'kernel_size', 'padding', 'batch_size', 'dtype', 'model', 'platform',
+                'device_kind', 'device_count', 'jax_version', 'jaxlib_version', 'xla_flags',
+                'status', 'error'):
+      assert key in r, key
+    assert r['steps_timed'] == 3 and r['step_s_p10'] <= r['step_s_median'] <= r['step_s_p90']
+    assert r['epoch_s'] == pytest.approx(r['steps_per_epoch'] * r['step_s_median'])
+  assert recs[1]['xla_flops'] > recs[0]['xla_flops']
+  assert (wd / 'results.md').exists()
+  assert 'XLA GFLOP' in p.stdout and 'achieved GFLOP/s' in p.stdout
+  assert str(wd) in p.stdout
+
+
+@pytest.mark.parametrize('args,field', [
+    (('--config.kernel_sizes=0',), 'config.kernel_sizes'),
+    (('--config.kernel_sizes=2.5',), 'config.kernel_sizes'),
+    (('--config.kernel_sizes=3,abc',), 'config.kernel_sizes'),
+    (('--config.batch_size=0',), 'config.batch_size'),
+    (('--config.batch_size=x',), 'config.batch_size'),
+    (('--config.paddings=FULL',), 'config.paddings'),
+    (('--config.dtype=int8',), 'config.dtype'),
+    (('--config.kernel_sizes=11', '--config.paddings=VALID'), 'conv2'),
+    (('--config.nosuch=1',), 'nosuch'),
+])
+def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
+  wd = tmp_path / 'wd'
+  p = _run(QUICK, *args, f'--workdir={wd}')
+  assert p.returncode == 2
+  lines = [l for l in p.stderr.splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith('error:') and field in lines[0], p.stderr
+  assert not (wd / 'results.jsonl').exists()
+
+
+def test_valid_kernel_too_big_message_names_input_and_largest(tmp_path):
+  p = _run(QUICK, '--config.kernel_sizes=11', '--config.paddings=VALID',
+           f'--workdir={tmp_path}/wd')
+  assert 'its input is 9x9' in p.stderr and 'is 9' in p.stderr
+
+
+def test_unknown_experiment_file(tmp_path):
+  p = _run('--config=experiments/nope.py', f'--workdir={tmp_path}/wd')
+  assert p.returncode == 2 and p.stderr.startswith('error: --config') and 'nope.py' in p.stderr
+  assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  p = _run(QUICK, f'--workdir={blocker}/sub')
+  assert p.returncode == 2 and p.stderr.startswith('error: --workdir')
+  assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_help_explains_flags():
+  p = _run('--help')
+  assert p.returncode == 0
+  assert '--config' in p.stdout and '--workdir' in p.stdout and 'kernel_sizes' in p.stdout
