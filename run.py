@@ -3,6 +3,13 @@
     python run.py                                   # default: experiments/seed.py
     python run.py --config=experiments/seed.py:quick
     python run.py --config.kernel_sizes=3,5,7 --config.batch_size=64 --workdir=runs/mine
+    python run.py --config=experiments/accuracy.py:quick   # accuracy on Fashion-MNIST
+
+Real data is read offline from TFDS's array_record format. Prepare Fashion-MNIST
+once from Debian's package (no network, no TensorFlow):
+
+    apt-get install dataset-fashion-mnist
+    python run.py --prepare=fashion_mnist --from_idx=/usr/share/datasets/fashion-mnist
 
 This file is the only place flags live; everything else takes a config.
 """
@@ -40,11 +47,44 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None,
     'Output folder for results.jsonl, results.md and traces. '
     'Default: ./runs/<experiment>-<timestamp>/.')
+_PREPARE = flags.DEFINE_string(
+    'prepare', None,
+    'Prepare a TFDS dataset (fashion_mnist or mnist) from local IDX files given by '
+    '--from_idx, write it in the official TFDS array_record layout under --data_dir, '
+    'and exit. No network, no TensorFlow. For Fashion-MNIST: '
+    'apt-get install dataset-fashion-mnist, then --prepare=fashion_mnist '
+    '--from_idx=/usr/share/datasets/fashion-mnist.')
+_FROM_IDX = flags.DEFINE_string(
+    'from_idx', None, 'With --prepare: folder holding train-images-idx3-ubyte[.gz], '
+    'train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz].')
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, 'With --prepare: TFDS data dir to write to (default: $TFDS_DATA_DIR or '
+    '~/tensorflow_datasets). Experiments read from --config.data_dir.')
+
+
+def _prepare() -> None:
+  """--prepare: writes the dataset and exits; bad input is one line, exit 2."""
+  if not _FROM_IDX.value:
+    _fail(f'--from_idx: --prepare={_PREPARE.value} needs --from_idx=DIR, the folder of its IDX '
+          'files (Fashion-MNIST: apt-get install dataset-fashion-mnist, then '
+          '--from_idx=/usr/share/datasets/fashion-mnist)')
+  from kernelscale import prepare  # pylint: disable=g-import-not-at-top
+  try:
+    out = prepare.prepare_from_idx(_PREPARE.value, _FROM_IDX.value, _DATA_DIR.value)
+  except prepare.PrepareError as e:
+    _fail(str(e))
+  print(f'prepared: {out}')
 
 
 def main(argv):
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
+  if _PREPARE.value is not None:
+    _prepare()
+    return
+  if _FROM_IDX.value or _DATA_DIR.value:
+    _fail(f'--{"from_idx" if _FROM_IDX.value else "data_dir"}: only used with --prepare; '
+          'experiments read their data dir from --config.data_dir')
   config = _load_config()
   workdir = _WORKDIR.value or os.path.join(
       'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')

@@ -5,6 +5,7 @@ Run:    python run.py                       (this is the default experiment)
 Takes:  about 60 s on a 2-core CPU (quick: a few seconds).
 """
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -18,7 +19,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dtype = 'float32'              # float32 | bfloat16 | float16
   c.learning_rate = 1e-3
   c.seed = 0
-  c.data = 'synthetic'             # offline default
+  c.data = 'synthetic'             # offline default; or a TFDS name, e.g. fashion_mnist
+  c.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: TFDS's default
+  c.download = False               # True: TFDS download_and_prepare (network + TensorFlow)
+  c.epochs = 0                     # > 0: train for accuracy instead (experiments/accuracy.py)
   c.train_examples = 60_000        # for epoch_s = steps per epoch x median step
   c.warmup_steps = 3
   c.timed_steps = 15

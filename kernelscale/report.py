@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from kernelscale import accuracy
+
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
   return '—' if v is None else format(v * scale, fmt)
@@ -45,6 +47,11 @@ def markdown_table(recs: list[dict]) -> str:
   return '\n'.join(out)
 
 
+_EPOCH_S = ('Epoch s = steps per epoch × median step (projected, compile excluded).',
+             'Epoch s is measured: wall time of one pass over the training set, input '
+             'pipeline included, compile excluded.')
+
+
 def write_results_md(recs: list[dict], workdir: str) -> str:
   """Writes <workdir>/results.md: context, the table and how to read it."""
   ok = [r for r in recs if r.get('status') == 'ok']
@@ -56,9 +63,12 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            f'`{head.get("xla_flags") or "(none)"}`.', '',
            f'{len(ok)} of {len(recs)} points ok. Step time is the median of '
            f'{head.get("steps_timed")} warm, blocked steps after {head.get("warmup_steps")} '
-           'warm-up steps; compile time is kept apart. Epoch s = steps per epoch × median '
-           'step (projected, compile excluded). FLOPs count 2 per multiply-add and skip '
-           'taps on zero padding.', '', markdown_table(recs), '']
+           'warm-up steps; compile time is kept apart. ' + _EPOCH_S[head.get('epoch_s_kind')
+                                                                    == 'measured'] +
+           ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '',
+           markdown_table(recs), '']
+  # Training-for-accuracy records (config.epochs > 0) add a plot and their table.
+  lines += accuracy.results_md_section(recs, workdir)
   path = os.path.join(workdir, 'results.md')
   tmp = path + '.tmp'
   with open(tmp, 'w', encoding='utf-8') as f:

@@ -7,6 +7,7 @@ record to `<workdir>/results.jsonl` as soon as the point finishes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import platform as _platform
@@ -18,7 +19,7 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import data, flops, measure, models, records, train
+from kernelscale import accuracy, data, flops, measure, models, records, train
 
 
 class ConfigError(ValueError):
@@ -78,21 +79,29 @@ def validate(config) -> list[Point]:
     v = config[field]
     if not _is_int(v) or v < low:
       raise ConfigError(f'config.{field}: {v!r} is not an integer >= {low}')
-  if config.data != 'synthetic':
-    raise ConfigError(f'config.data: unknown source {config.data!r}; use "synthetic"')
+  if config.get('epochs', 0):
+    try:
+      accuracy.validate(config)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+  try:
+    # A TFDS dataset that is not prepared fails here, fast, saying how to get it.
+    spec = data.spec(config)
+  except data.DataError as e:
+    raise ConfigError(str(e)) from None
   pts = [Point(config.model, k, p, config.batch_size, config.dtype)
          for p, k in itertools.product(pads, ks)]
   features = models.MODELS[config.model].keywords['features']
   for pt in pts:
     try:
-      models.conv_layers(features, pt.kernel_size, pt.padding, *_input_hw_c())
+      models.conv_layers(features, pt.kernel_size, pt.padding, *_input_hw_c(spec))
     except models.ShapeError as e:
       raise models.ShapeError(f'config.kernel_sizes: {e}') from None
   return pts
 
 
-def _input_hw_c() -> tuple[int, int]:
-  return data.SYNTHETIC_SHAPE[0], data.SYNTHETIC_SHAPE[2]
+def _input_hw_c(spec) -> tuple[int, int]:
+  return spec.image_shape[0], spec.image_shape[2]
 
 
 def check_workdir(workdir: str) -> str:
@@ -125,21 +134,30 @@ def context() -> dict:
 def measure_point(pt: Point, config) -> dict:
   """Compiles and times one point; returns its record fields (no context)."""
   notes: list[str] = []
-  hw, c = _input_hw_c()
-  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c)
+  spec = data.spec(config)
+  hw, c = _input_hw_c(spec)
+  ncls = spec.num_classes
+  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c).clone(
+      num_classes=ncls)
   features = module.features
-  per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c)
+  per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c,
+                                num_classes=ncls)
   rec: dict = {}
   rec.update(flops.summarize(per_layer))
-  rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c)
+  rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c,
+                                    num_classes=ncls)
   # Shapes via eval_shape: parameter count cross-checked without allocating.
   state = train.create_state(module, config.learning_rate,
-                             jax.random.PRNGKey(config.seed), data.SYNTHETIC_SHAPE)
+                             jax.random.PRNGKey(config.seed), spec.image_shape)
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
   if n_params != rec['params']:
     notes.append(f'analytic params {rec["params"]} != model params {n_params}')
     rec['params'] = int(n_params)
-  batch = data.synthetic_batch(pt.batch_size, config.seed)
+  if config.data == 'synthetic':
+    batch = data.synthetic_batch(pt.batch_size, config.seed)
+  else:
+    # The step's time does not depend on pixel values, but a real batch is what users expect.
+    batch = data.first_batch(data.load(config), pt.batch_size, config.seed)
 
   comp = measure.compile_aot(train.train_step, (state, batch))
   compiled = comp['compiled']
@@ -189,6 +207,10 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
   out = []
   log(f'{len(pts)} points on {ctx["platform"]} ({ctx["device_kind"]}); '
       f'results -> {path}')
+  measure_fn = measure_point
+  if config.get('epochs', 0):
+    # Training for accuracy: the dataset is loaded once for all points.
+    measure_fn = functools.partial(accuracy.train_point, dset=data.load(config, log))
   for i, pt in enumerate(pts, 1):
     t0 = time.perf_counter()
     rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
@@ -197,7 +219,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
            'warmup_steps': config.warmup_steps, 'seed': config.seed}
     rec.update(ctx)
     try:
-      rec.update(measure_point(pt, config))
+      rec.update(measure_fn(pt, config))
       rec['status'], rec['error'] = 'ok', None
     except Exception as e:  # pylint: disable=broad-except
       # One failed point (e.g. out of memory) must not lose the others.
@@ -215,5 +237,9 @@ def progress_line(i: int, n: int, rec: dict) -> str:
   head = f'[{i}/{n}] k={rec["kernel_size"]:<2} {rec["padding"]:<5}'
   if rec['status'] != 'ok':
     return f'{head} FAILED: {rec["error"]}'
-  return (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
+  line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
           f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')
+  if rec.get('test_accuracy') is not None:
+    line += (f', test accuracy {rec["test_accuracy"]:.4f}, epoch {rec["epoch_s"]:.1f} s '
+             f'(data wait {rec["data_wait_s"]:.2f} s)')
+  return line

@@ -1,0 +1,123 @@
+"""Training for accuracy: one short real epoch end to end, records, the plot, the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from kernelscale import accuracy, data, measure, prepare, sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACC = os.path.join(ROOT, 'experiments', 'accuracy.py')
+
+
+def _config(**kw):
+  c = ml_collections.ConfigDict(dict(
+      name='t', model='seed', kernel_sizes=(3,), paddings=('SAME',), batch_size=16,
+      dtype='float32', learning_rate=3e-3, seed=0, data='mnist', data_dir=None, download=False,
+      cache_dir=None, epochs=1, prefetch=2, eval_batch_size=24, train_examples=64,
+      warmup_steps=0, timed_steps=1))
+  c.update(kw)
+  return c
+
+
+def _learnable_idx(folder, n_train=240, n_test=60):
+  """IDX files whose label is where a bright bar sits: learnable in a few steps."""
+  rng = np.random.default_rng(0)
+  os.makedirs(folder, exist_ok=True)
+  for split, n in (('train', n_train), ('test', n_test)):
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for i, l in enumerate(labels):
+      images[i, 2 + 2 * l:4 + 2 * l, 4:24] = 255
+    img, lab = prepare.IDX_FILES[split]
+    prepare.write_idx(os.path.join(folder, img + '.gz'), images)
+    prepare.write_idx(os.path.join(folder, lab + '.gz'), labels)
+
+
+def test_training_learns_from_prepared_idx_and_records_measured_times(tmp_path):
+  _learnable_idx(tmp_path / 'idx')
+  prepare.prepare_from_idx('mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  config = _config(data_dir=str(tmp_path / 'tfds'), epochs=3, batch_size=20)
+  dset = data.load(config, log=lambda s: None)
+  assert dset.cache == 'miss' and data.load(config, log=lambda s: None).cache == 'hit'
+  with measure.backend_compile_events() as events:
+    rec = accuracy.train_point(sweep.validate(config)[0], config, dset)
+  assert [n for n, _ in events].count('jit(train_step)') == 1  # 3 epochs, one compile
+  assert rec['epochs'] == 3 and len(rec['epoch_s_each']) == 3 and rec['steps_per_epoch'] == 12
+  assert rec['epoch_s_kind'] == 'measured'
+  assert rec['epoch_s'] == pytest.approx(rec['train_wall_s'] / 3)
+  assert 0 <= rec['data_wait_s'] < rec['epoch_s'] and 0 < rec['compute_s'] <= rec['epoch_s']
+  assert rec['steps_timed'] == 3 * 12 - 1  # every step but the first
+  assert rec['test_examples'] == 60 and rec['compile_s'] > 0 and rec['eval_compile_s'] > 0
+  assert rec['test_accuracy'] >= 0.9, rec['test_accuracy']  # chance is 0.1
+  assert rec['train_loss'] < 1.0
+
+
+@pytest.mark.parametrize('kw,field', [
+    ({'epochs': -1}, 'config.epochs'), ({'prefetch': 0}, 'config.prefetch'),
+    ({'data': 'synthetic'}, 'config.data'), ({'data_dir': 3}, 'config.data_dir')])
+def test_bad_training_fields(kw, field):
+  with pytest.raises(sweep.ConfigError, match=field):
+    sweep.validate(_config(**kw))
+
+
+def _rec(k, acc, wall, padding='SAME'):
+  return {'status': 'ok', 'kernel_size': k, 'padding': padding, 'dtype': 'float32',
+          'batch_size': 128, 'test_accuracy': acc, 'train_wall_s': wall, 'epoch_s': wall,
+          'train_loss': 0.4, 'data_wait_s': 0.01, 'compute_s': wall - 0.1, 'compile_s': 1.0,
+          'epochs': 1, 'data': 'fashion_mnist', 'data_version': '3.0.1', 'test_examples': 10000,
+          'train_examples': 60000, 'prefetch': 2, 'device_kind': 'cpu'}
+
+
+def test_plot_and_results_md_section(tmp_path):
+  recs = [_rec(3, 0.87, 20.0), _rec(5, 0.88, 35.0), _rec(7, 0.875, 60.0),
+          {'status': 'failed', 'kernel_size': 9, 'padding': 'SAME', 'error': 'x'}]
+  lines = accuracy.results_md_section(recs, str(tmp_path))
+  png = tmp_path / accuracy.PLOT_FILE
+  assert png.exists() and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  text = '\n'.join(lines)
+  assert f']({accuracy.PLOT_FILE})' in text and '| 5 | SAME | 0.8800 |' in text
+  # Step-timing records (no accuracy) add nothing.
+  assert accuracy.results_md_section([{'status': 'ok', 'kernel_size': 3}], str(tmp_path / 'x')) == []
+
+
+def test_cli_accuracy_quick_on_tiny_prepared_data(tmp_path):
+  _learnable_idx(tmp_path / 'idx', n_train=64, n_test=20)
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  run = lambda *a: subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), *a],
+                                  capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  wd = tmp_path / 'wd'
+  p = run(f'--config={ACC}:quick', '--config.kernel_sizes=3', '--config.batch_size=16',
+          f'--config.data_dir={tmp_path / "tfds"}', f'--workdir={wd}')
+  assert p.returncode == 0, p.stderr
+  recs = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  assert [r['kernel_size'] for r in recs] == [3]
+  for r in recs:
+    assert r['status'] == 'ok' and r['epoch_s_kind'] == 'measured' and r['epochs'] == 1
+    for key in ('train_loss', 'test_accuracy', 'epoch_s', 'data_wait_s', 'compute_s',
+                'compile_s'):
+      assert isinstance(r[key], float), key
+  md = (wd / 'results.md').read_text()
+  assert 'Accuracy against time' in md and (wd / accuracy.PLOT_FILE).exists()
+  assert 'test accuracy' in p.stdout
+
+
+def test_sweep_mode_on_cifar10_shapes(tmp_path):
+  # Step-timing mode on a 32x32x3 dataset: the model, the analytic FLOPs and
+  # the parameter count all follow the dataset's features.
+  config = _config(epochs=0, timed_steps=2, warmup_steps=0, data='cifar10')
+  with tfds.testing.mock_data(num_examples=32):
+    assert sweep._input_hw_c(data.spec(config)) == (32, 3)
+    rec = sweep.measure_point(sweep.validate(config)[0], config)
+  assert rec['epoch_s_kind'] == 'projected' and rec['steps_timed'] == 2
+  assert not any('analytic params' in n for n in rec['notes']), rec['notes']
+  assert rec['params'] == 3 * 3 * 3 * 32 + 32 + 3 * 3 * 32 * 64 + 64 + 8 * 8 * 64 * 128 + 128 + 1290
+  assert rec['xla_flops'] == pytest.approx(rec['analytic_flops'], rel=0.02)
