@@ -66,6 +66,37 @@ def _evaluate(state, dset: data.Dataset, batch_size: int, compiled: dict, prefet
   return correct / n, loss_sum / n
 
 
+def train_epoch(step, state, make_loader):
+  """One pass of the compiled `step` over the batches of `make_loader()`, timed end to end.
+
+  The loader is made inside the clock (a prefetch thread's start-up is part of
+  the epoch) and must expose `wait_s`. Each step is blocked, so compute_s is
+  the steps' own time and epoch_s - data_wait_s - compute_s is loop overhead.
+
+  Args:
+    step: compiled train step, (state, batch) -> (state, metrics); state donated.
+    state: the train state (rebind the returned one).
+    make_loader: () -> iterator of device batches with a `wait_s` attribute.
+
+  Returns:
+    (state, {'epoch_s', 'data_wait_s', 'compute_s', 'step_s': [..], 'loss': [..],
+    'accuracy': [..]}).
+  """
+  step_s, losses, accs = [], [], []
+  t0 = time.perf_counter()
+  with make_loader() as it:
+    for batch in it:
+      ts = time.perf_counter()
+      state, metrics = step(state, batch)
+      jax.block_until_ready((state, metrics))
+      step_s.append(time.perf_counter() - ts)
+      losses.append(float(metrics['loss']))
+      accs.append(float(metrics['accuracy']))
+  epoch = time.perf_counter() - t0
+  return state, {'epoch_s': epoch, 'data_wait_s': it.wait_s, 'compute_s': float(sum(step_s)),
+                 'step_s': step_s, 'loss': losses, 'accuracy': accs}
+
+
 def train_point(pt, config, dset: data.Dataset) -> dict:
   """Compiles once, trains config.epochs epochs, evaluates; returns record fields.
 
@@ -114,24 +145,14 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
 
   epoch_s, wait_s, compute_s, step_times = [], [], [], []
   for epoch in range(epochs):
-    losses, accs = [], []
-    compute = 0.0
     batches = pipeline.host_batches(dset.train_images, dset.train_labels, B, seed=config.seed,
                                     epoch=epoch, mean=dset.mean, std=dset.std)
-    t0 = time.perf_counter()
-    with pipeline.Prefetcher(batches, depth=prefetch) as it:
-      for batch in it:
-        ts = time.perf_counter()
-        state, metrics = step(state, batch)
-        jax.block_until_ready((state, metrics))
-        dt = time.perf_counter() - ts
-        compute += dt
-        step_times.append(dt)
-        losses.append(float(metrics['loss']))
-        accs.append(float(metrics['accuracy']))
-    epoch_s.append(time.perf_counter() - t0)
-    wait_s.append(it.wait_s)
-    compute_s.append(compute)
+    state, ep = train_epoch(step, state, lambda b=batches: pipeline.Prefetcher(b, prefetch))
+    epoch_s.append(ep['epoch_s'])
+    wait_s.append(ep['data_wait_s'])
+    compute_s.append(ep['compute_s'])
+    step_times += ep['step_s']
+    losses, accs = ep['loss'], ep['accuracy']
 
   t0 = time.perf_counter()
   test_acc, test_loss = _evaluate(state, dset, eb, evals, prefetch)

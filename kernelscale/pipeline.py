@@ -166,3 +166,35 @@ class Prefetcher:
 
   def __exit__(self, *exc):
     self.close()
+
+
+class Inline:
+  """No prefetch: each batch is made and put on the device when asked for.
+
+  The baseline that shows what the Prefetcher hides (benchmarks/pipeline.py);
+  same interface, `wait_s` is the whole cost of making the batches.
+  """
+
+  def __init__(self, batches: Iterable[dict], device=None):
+    self.wait_s = 0.0
+    self.batches = 0
+    self._it = iter(batches)
+    self._device = device or jax.devices()[0]
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    t0 = time.perf_counter()
+    try:
+      batch = jax.block_until_ready(jax.device_put(next(self._it), self._device))
+    finally:
+      self.wait_s += time.perf_counter() - t0
+    self.batches += 1
+    return batch
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    pass
