@@ -19,7 +19,7 @@ CPU_CONV_CHOICES = ('auto', 'ynnpack', 'eigen')
 _YNN_FLAG_PREFIX = '--xla_cpu_experimental_ynn_fusion_type'
 
 RULE_REASON = ('auto: rule for jaxlib 0.10.2 on CPU: Eigen, measured 1.4-2.2x faster than the '
-               'YNNPACK default on the seed train step (benchmarks/cpu_conv.py, WORKSPACE.md); '
+               'YNNPACK default on the seed train step (experiments/backends.py, WORKSPACE.md); '
                'run experiments/backends.py to measure this machine instead')
 
 
@@ -81,7 +81,7 @@ def configure_cpu_conv(choice: str) -> dict:
       experiments/backends.py has cached one (~/.cache/kernelscale/
       cpu_conv.json, keyed by CPU model, cores and jaxlib version); without
       one it follows the rule RULE_REASON gives, verified by
-      benchmarks/cpu_conv.py.
+      experiments/backends.py (see WORKSPACE.md).
 
   Returns:
     Record fields: cpu_conv, cpu_conv_path, cpu_conv_reason and
@@ -134,3 +134,46 @@ def _save_cache(cache: dict) -> None:
     os.replace(tmp, path)
   except OSError:
     pass  # an unwritable cache only means measuring again next time
+
+
+def platform_notes(recs: list[dict]) -> list[str]:
+  """Sentences the report must say about the backend these records ran on.
+
+  Covers the CPU conv path (and its measured speed against jax's default),
+  GPU precision/autotuning, and TPU's bf16 default and channel padding.
+  """
+  ok = [r for r in recs if r.get('status') == 'ok']
+  if not ok:
+    return []
+  r = ok[0]
+  notes = []
+  plat = r.get('platform')
+  if plat == 'cpu':
+    paths = sorted({x.get('cpu_conv_path') for x in ok if x.get('cpu_conv_path')})
+    speed = r.get('cpu_conv_speedup_vs_default')
+    line = (f'CPU convolutions ran on the {" and ".join(paths) or "unknown"} path '
+            f'({r.get("cpu_conv_reason") or "XLA_FLAGS as set"}).')
+    if speed is not None:
+      line += (f' Measured on this machine, Eigen runs the seed step at {speed:.2f}x the '
+               'speed of jax\'s out-of-the-box YNNPACK path.')
+    elif 'eigen' in paths:
+      line += (' This machine has no side-by-side measurement yet: run '
+               '`python run.py --config=experiments/backends.py` for one.')
+    notes.append(line)
+  elif plat == 'gpu':
+    level = r.get('xla_gpu_autotune_level')
+    notes.append(
+        f'GPU: matmul/conv precision `{r.get("precision")}` (jax `default` lets XLA use '
+        'TF32 for float32 on Ampere and newer; `highest` forces full float32), compute dtype '
+        f'`{r.get("dtype")}`, XLA autotune level '
+        f'{level if level is not None else "default (XLA_FLAGS does not set it)"}. '
+        'Autotuning tries several cuDNN algorithms per convolution at compile time, so '
+        'compile time grows with the number and size of convolutions; see the compile-time fit.')
+  elif plat == 'tpu':
+    notes.append(
+        'TPU: float32 matmuls and convolutions at `default` precision run as bfloat16 '
+        'passes on the MXU (use precision=highest for full float32). The MXU works on '
+        '128-wide tiles, so the seed network\'s small channel counts (1 input channel, 32 '
+        'and 64 filters) are padded to 128: much of the hardware idles, and the FLOPs XLA '
+        'reports for the padded shapes exceed the useful work.')
+  return notes

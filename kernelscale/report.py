@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from kernelscale import device
+
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
   return '—' if v is None else format(v * scale, fmt)
@@ -58,7 +60,9 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            f'{head.get("steps_timed")} warm, blocked steps after {head.get("warmup_steps")} '
            'warm-up steps; compile time is kept apart. Epoch s = steps per epoch × median '
            'step (projected, compile excluded). FLOPs count 2 per multiply-add and skip '
-           'taps on zero padding.', '', markdown_table(recs), '']
+           'taps on zero padding.', '']
+  lines += device.platform_notes(recs)
+  lines += ['', markdown_table(recs), '']
   path = os.path.join(workdir, 'results.md')
   tmp = path + '.tmp'
   with open(tmp, 'w', encoding='utf-8') as f:

@@ -53,3 +53,15 @@ def test_auto_respects_user_flag(clean_env, monkeypatch):
 def test_bad_choice_names_field():
   with pytest.raises(device.DeviceConfigError, match='config.cpu_conv'):
     device.configure_cpu_conv('fast')
+
+
+def test_platform_notes_per_backend():
+  cpu = [{'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen',
+          'cpu_conv_reason': 'set', 'cpu_conv_speedup_vs_default': 1.5}]
+  assert '1.50x' in device.platform_notes(cpu)[0]
+  gpu = [{'status': 'ok', 'platform': 'gpu', 'precision': 'highest', 'dtype': 'float32',
+          'xla_gpu_autotune_level': 2}]
+  assert 'autotune level 2' in device.platform_notes(gpu)[0]
+  tpu = [{'status': 'ok', 'platform': 'tpu'}]
+  assert 'padded to 128' in device.platform_notes(tpu)[0]
+  assert device.platform_notes([{'status': 'failed'}]) == []
