@@ -89,7 +89,17 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join(
       'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
 
-  # Imported here so that nothing initialises a jax backend before flags are read.
+  if config.get('compare_cpu_conv'):
+    _compare_backends(config, workdir)
+    return
+
+  # XLA reads XLA_FLAGS once, when jax initialises its backend: choose the
+  # CPU conv path first, and import jax-using modules only afterwards.
+  from kernelscale import device  # pylint: disable=g-import-not-at-top
+  try:
+    backend = device.configure_cpu_conv(config.cpu_conv)
+  except device.DeviceConfigError as e:
+    _fail(str(e))
   from kernelscale import models, report, sweep  # pylint: disable=g-import-not-at-top
   try:
     sweep.validate(config)
@@ -97,7 +107,8 @@ def main(argv):
   except (sweep.ConfigError, models.ShapeError) as e:
     _fail(str(e))
   print(f'workdir: {os.path.abspath(workdir)}')
-  recs = sweep.run(config, workdir)
+  print(f'cpu conv path: {backend["cpu_conv_path"]} ({backend["cpu_conv_reason"]})')
+  recs = sweep.run(config, workdir, extra_context=backend)
   print()
   print(report.text_table(recs))
   md = report.write_results_md(recs, workdir)
@@ -105,6 +116,27 @@ def main(argv):
   print(f'summary: {os.path.abspath(md)}')
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)
+
+
+def _compare_backends(config, workdir: str) -> None:
+  """experiments/backends.py: each CPU conv path in its own child process."""
+  from kernelscale import backends, device, sweep  # pylint: disable=g-import-not-at-top
+  for path in config.compare_cpu_conv:
+    if path not in device.CPU_CONV_CHOICES[1:]:
+      _fail(f'config.compare_cpu_conv: unknown path {path!r}; use ynnpack and/or eigen')
+  try:
+    sweep.check_workdir(workdir)
+  except sweep.ConfigError as e:
+    _fail(str(e))
+  print(f'workdir: {os.path.abspath(workdir)}')
+  try:
+    _, md = backends.run(config, workdir)
+  except RuntimeError as e:
+    _fail(str(e))
+  print()
+  print(md)
+  print(f'\nresults: {os.path.join(os.path.abspath(workdir), "results.jsonl")}')
+  print(f'summary: {os.path.join(os.path.abspath(workdir), "backends.md")}')
 
 
 def _parse_flags(argv):

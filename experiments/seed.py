@@ -17,6 +17,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.paddings = ('SAME', 'VALID')
   c.batch_size = 128
   c.dtype = 'float32'              # float32 | bfloat16 | float16
+  c.precision = 'default'          # default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)
   c.learning_rate = 1e-3
   c.seed = 0
   c.data = 'synthetic'             # offline default; or a TFDS name, e.g. fashion_mnist
@@ -24,6 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.download = False               # True: TFDS download_and_prepare (network + TensorFlow)
   c.epochs = 0                     # > 0: train for accuracy instead (experiments/accuracy.py)
   c.train_examples = 60_000        # for epoch_s = steps per epoch x median step
+  c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/device.py)
   c.warmup_steps = 3
   c.timed_steps = 15
   if arg == 'quick':

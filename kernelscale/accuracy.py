@@ -128,7 +128,10 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
   if steps_per_epoch == 0:
     raise ValueError(f'batch_size {B} is larger than the {n_train} training examples')
 
-  comp = measure.compile_aot(train.train_step, (state, _batch_shape(B, ds.image_shape)))
+  # Precision is fixed at lowering time, as in sweep.measure_point.
+  precision = config.get('precision', 'default')
+  with jax.default_matmul_precision(None if precision == 'default' else precision):
+    comp = measure.compile_aot(train.train_step, (state, _batch_shape(B, ds.image_shape)))
   step = comp['compiled']
   rec.update({k: comp[k] for k in ('lower_s', 'compile_s', 'monitor_compile_s')})
   cost, n1 = measure.cost_analysis(step)
@@ -138,9 +141,10 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
   notes += n1 + n2
   eb = min(config.get('eval_batch_size', B), n_test)
   t0 = time.perf_counter()
-  evals = {b: measure.compile_aot(train.eval_step, (state, _batch_shape(b, ds.image_shape)),
-                                  donate_argnums=())['compiled']
-           for b in {eb, n_test % eb} if b}
+  with jax.default_matmul_precision(None if precision == 'default' else precision):
+    evals = {b: measure.compile_aot(train.eval_step, (state, _batch_shape(b, ds.image_shape)),
+                                    donate_argnums=())['compiled']
+             for b in {eb, n_test % eb} if b}
   rec['eval_compile_s'] = time.perf_counter() - t0
 
   epoch_s, wait_s, compute_s, step_times = [], [], [], []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from kernelscale import accuracy
+from kernelscale import accuracy, device
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -65,8 +65,9 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            f'{head.get("steps_timed")} warm, blocked steps after {head.get("warmup_steps")} '
            'warm-up steps; compile time is kept apart. ' + _EPOCH_S[head.get('epoch_s_kind')
                                                                     == 'measured'] +
-           ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '',
-           markdown_table(recs), '']
+           ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '']
+  lines += device.platform_notes(recs)
+  lines += ['', markdown_table(recs), '']
   # Training-for-accuracy records (config.epochs > 0) add a plot and their table.
   lines += accuracy.results_md_section(recs, workdir)
   path = os.path.join(workdir, 'results.md')

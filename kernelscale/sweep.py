@@ -19,7 +19,12 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import accuracy, data, flops, measure, models, records, train
+from kernelscale import accuracy, data, device, flops, measure, models, records, train
+
+
+# Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
+# on recent NVIDIA GPUs); passed to jax.default_matmul_precision.
+PRECISIONS = ('default', 'tensorfloat32', 'highest')
 
 
 class ConfigError(ValueError):
@@ -79,6 +84,9 @@ def validate(config) -> list[Point]:
     v = config[field]
     if not _is_int(v) or v < low:
       raise ConfigError(f'config.{field}: {v!r} is not an integer >= {low}')
+  if config.precision not in PRECISIONS:
+    raise ConfigError(f'config.precision: unknown precision {config.precision!r}; use one of '
+                      f'{PRECISIONS}')
   if config.get('epochs', 0):
     try:
       accuracy.validate(config)
@@ -128,7 +136,21 @@ def context() -> dict:
           'device_count': jax.device_count(), 'jax_version': jax.__version__,
           'jaxlib_version': jaxlib.__version__,
           'xla_flags': os.environ.get('XLA_FLAGS', ''),
+          'cpu_conv_path': ('eigen' if device.EIGEN_FLAG in os.environ.get('XLA_FLAGS', '').split()
+                            else 'ynnpack') if dev.platform == 'cpu' else None,
+          'xla_gpu_autotune_level': _flag_value('--xla_gpu_autotune_level'),
           'host': _platform.node(), 'cpu_count': os.cpu_count()}
+
+
+def _flag_value(name: str) -> int | None:
+  """An integer XLA flag from XLA_FLAGS; None when unset (XLA's default applies)."""
+  for f in os.environ.get('XLA_FLAGS', '').split():
+    if f.startswith(name + '='):
+      try:
+        return int(f.split('=', 1)[1])
+      except ValueError:
+        return None
+  return None
 
 
 def measure_point(pt: Point, config) -> dict:
@@ -159,7 +181,10 @@ def measure_point(pt: Point, config) -> dict:
     # The step's time does not depend on pixel values, but a real batch is what users expect.
     batch = data.first_batch(data.load(config), pt.batch_size, config.seed)
 
-  comp = measure.compile_aot(train.train_step, (state, batch))
+  # Precision is fixed at lowering time: it becomes an attribute of each
+  # conv/dot in the HLO.
+  with jax.default_matmul_precision(None if config.precision == 'default' else config.precision):
+    comp = measure.compile_aot(train.train_step, (state, batch))
   compiled = comp['compiled']
   rec.update({k: comp[k] for k in ('lower_s', 'compile_s', 'monitor_compile_s')})
   if comp['monitor_compile_s'] is None:
@@ -187,13 +212,16 @@ def measure_point(pt: Point, config) -> dict:
   return rec
 
 
-def run(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
+def run(config, workdir: str, log: Callable[[str], None] = print,
+        extra_context: dict | None = None) -> list[dict]:
   """Measures every point of the sweep, appending each record as it finishes.
 
   Args:
     config: an experiment config (see experiments/seed.py).
     workdir: output folder; results.jsonl is appended to there.
     log: where progress lines go.
+    extra_context: fields added to every record (run.py passes the CPU conv
+      decision made before jax initialised).
 
   Returns:
     The records written by this run, in order.
@@ -203,6 +231,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
   # Compile time must be the real compile, not a cache hit.
   jax.config.update('jax_enable_compilation_cache', False)
   ctx = context()
+  ctx.update(extra_context or {})
   path = os.path.join(workdir, 'results.jsonl')
   out = []
   log(f'{len(pts)} points on {ctx["platform"]} ({ctx["device_kind"]}); '
@@ -215,7 +244,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
     t0 = time.perf_counter()
     rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
            'kernel_size': pt.kernel_size, 'padding': pt.padding,
-           'batch_size': pt.batch_size, 'dtype': pt.dtype,
+           'batch_size': pt.batch_size, 'dtype': pt.dtype, 'precision': config.precision,
            'warmup_steps': config.warmup_steps, 'seed': config.seed}
     rec.update(ctx)
     try:

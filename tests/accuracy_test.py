@@ -18,7 +18,7 @@ ACC = os.path.join(ROOT, 'experiments', 'accuracy.py')
 def _config(**kw):
   c = ml_collections.ConfigDict(dict(
       name='t', model='seed', kernel_sizes=(3,), paddings=('SAME',), batch_size=16,
-      dtype='float32', learning_rate=3e-3, seed=0, data='mnist', data_dir=None, download=False,
+      dtype='float32', precision='default', cpu_conv='auto', learning_rate=3e-3, seed=0, data='mnist', data_dir=None, download=False,
       cache_dir=None, epochs=1, prefetch=2, eval_batch_size=24, train_examples=64,
       warmup_steps=0, timed_steps=1))
   c.update(kw)

@@ -10,8 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = '--config=' + os.path.join(ROOT, 'experiments', 'seed.py') + ':quick'
 
 
-def _run(*args, cwd=None):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
+def _run(*args, cwd=None, cache=None):
+  # A private cache dir: the user's cached cpu_conv measurement must not leak in.
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XDG_CACHE_HOME=str(cache or '/nonexistent'))
+  env.pop('XLA_FLAGS', None)
   return subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), *args],
                         capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=300)
 

@@ -1,0 +1,50 @@
+"""experiments/backends.py: both CPU conv paths in child processes, merged and compared."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import backends as backends_config
+from kernelscale import backends
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_speed_table_ratio_and_geomean():
+  recs = [{'status': 'ok', 'padding': 'SAME', 'kernel_size': 3, 'cpu_conv_path': 'ynnpack',
+           'step_s_median': 0.2},
+          {'status': 'ok', 'padding': 'SAME', 'kernel_size': 3, 'cpu_conv_path': 'eigen',
+           'step_s_median': 0.1},
+          {'status': 'ok', 'padding': 'SAME', 'kernel_size': 5, 'cpu_conv_path': 'ynnpack',
+           'step_s_median': 0.3},
+          {'status': 'ok', 'padding': 'SAME', 'kernel_size': 5, 'cpu_conv_path': 'eigen',
+           'step_s_median': 0.375}]
+  rows, geo = backends.speed_table(recs)
+  assert [r['speedup_eigen'] for r in rows] == pytest.approx([2.0, 0.8])
+  assert abs(geo - (2.0 * 0.8) ** 0.5) < 1e-12
+  assert 'Eigen is faster' in backends.markdown(rows, geo)
+
+
+def test_child_command_passes_fields_and_path():
+  c = backends_config.get_config('quick')
+  cmd = backends.child_command(c, 'eigen', '/tmp/w')
+  assert '--config.cpu_conv=eigen' in cmd and '--config.kernel_sizes=3,5' in cmd
+  assert not any('compare_cpu_conv' in a or 'rounds' in a for a in cmd)
+
+
+def test_backends_quick_end_to_end(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XDG_CACHE_HOME=str(tmp_path / 'cache'))
+  p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'),
+                      f'--config={ROOT}/experiments/backends.py:quick',
+                      '--config.kernel_sizes=3', f'--workdir={tmp_path}/wd'],
+                     capture_output=True, text=True, env=env, timeout=300)
+  assert p.returncode == 0, p.stderr
+  recs = [json.loads(l) for l in open(tmp_path / 'wd' / 'results.jsonl')]
+  assert sorted(r['cpu_conv_path'] for r in recs) == ['eigen', 'ynnpack']
+  eig = [r for r in recs if r['cpu_conv_path'] == 'eigen'][0]
+  assert '-individual_convolution' in eig['xla_flags']
+  assert 'Eigen speed-up' in (tmp_path / 'wd' / 'backends.md').read_text()
+  # The quick form never decides for later runs.
+  assert not (tmp_path / 'cache' / 'kernelscale' / 'cpu_conv.json').exists()
