@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from kernelscale import accuracy, data, measure, prepare, sweep
+from kernelscale import accuracy, data, prepare, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACC = os.path.join(ROOT, 'experiments', 'accuracy.py')
@@ -37,26 +37,6 @@ def _learnable_idx(folder, n_train=240, n_test=60):
     img, lab = prepare.IDX_FILES[split]
     prepare.write_idx(os.path.join(folder, img + '.gz'), images)
     prepare.write_idx(os.path.join(folder, lab + '.gz'), labels)
-
-
-def test_training_learns_from_prepared_idx_and_records_measured_times(tmp_path):
-  _learnable_idx(tmp_path / 'idx')
-  prepare.prepare_from_idx('mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
-                           log=lambda s: None)
-  config = _config(data_dir=str(tmp_path / 'tfds'), epochs=3, batch_size=20)
-  dset = data.load(config, log=lambda s: None)
-  assert dset.cache == 'miss' and data.load(config, log=lambda s: None).cache == 'hit'
-  with measure.backend_compile_events() as events:
-    rec = accuracy.train_point(sweep.validate(config)[0], config, dset)
-  assert [n for n, _ in events].count('jit(train_step)') == 1  # 3 epochs, one compile
-  assert rec['epochs'] == 3 and len(rec['epoch_s_each']) == 3 and rec['steps_per_epoch'] == 12
-  assert rec['epoch_s_kind'] == 'measured'
-  assert rec['epoch_s'] == pytest.approx(rec['train_wall_s'] / 3)
-  assert 0 <= rec['data_wait_s'] < rec['epoch_s'] and 0 < rec['compute_s'] <= rec['epoch_s']
-  assert rec['steps_timed'] == 3 * 12 - 1  # every step but the first
-  assert rec['test_examples'] == 60 and rec['compile_s'] > 0 and rec['eval_compile_s'] > 0
-  assert rec['test_accuracy'] >= 0.9, rec['test_accuracy']  # chance is 0.1
-  assert rec['train_loss'] < 1.0
 
 
 @pytest.mark.parametrize('kw,field', [
@@ -87,24 +67,32 @@ def test_plot_and_results_md_section(tmp_path):
   assert accuracy.results_md_section([{'status': 'ok', 'kernel_size': 3}], str(tmp_path / 'x')) == []
 
 
-def test_cli_accuracy_quick_on_tiny_prepared_data(tmp_path):
-  _learnable_idx(tmp_path / 'idx', n_train=64, n_test=20)
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  run = lambda *a: subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), *a],
-                                  capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+def test_cli_trains_learns_and_records_measured_times(tmp_path):
+  # IDX files -> prepared TFDS -> run.py: 3 epochs of 12 steps, one compile.
+  _learnable_idx(tmp_path / 'idx')
   prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
                            log=lambda s: None)
   wd = tmp_path / 'wd'
-  p = run(f'--config={ACC}:quick', '--config.kernel_sizes=3', '--config.batch_size=16',
-          f'--config.data_dir={tmp_path / "tfds"}', f'--workdir={wd}')
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), f'--config={ACC}:quick',
+                      '--config.kernel_sizes=3', '--config.batch_size=20', '--config.epochs=3',
+                      '--config.learning_rate=0.003', f'--config.data_dir={tmp_path / "tfds"}',
+                      f'--workdir={wd}'], capture_output=True, text=True, cwd=ROOT, env=env,
+                     timeout=300)
   assert p.returncode == 0, p.stderr
-  recs = [json.loads(l) for l in open(wd / 'results.jsonl')]
-  assert [r['kernel_size'] for r in recs] == [3]
-  for r in recs:
-    assert r['status'] == 'ok' and r['epoch_s_kind'] == 'measured' and r['epochs'] == 1
-    for key in ('train_loss', 'test_accuracy', 'epoch_s', 'data_wait_s', 'compute_s',
-                'compile_s'):
-      assert isinstance(r[key], float), key
+  (r,) = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  assert r['status'] == 'ok' and r['kernel_size'] == 3 and r['data'] == 'fashion_mnist'
+  assert r['train_step_compiles'] == 1
+  assert r['epochs'] == 3 and len(r['epoch_s_each']) == 3 and r['steps_per_epoch'] == 12
+  assert r['epoch_s_kind'] == 'measured' and r['data_cache'] == 'miss'
+  for key in ('train_loss', 'test_accuracy', 'epoch_s', 'data_wait_s', 'compute_s', 'compile_s'):
+    assert isinstance(r[key], float), key
+  assert r['epoch_s'] == pytest.approx(r['train_wall_s'] / 3)
+  assert 0 <= r['data_wait_s'] < r['epoch_s'] and 0 < r['compute_s'] <= r['epoch_s']
+  assert r['steps_timed'] == 3 * 12 - 1  # every step but the first
+  assert r['test_examples'] == 60 and r['eval_compile_s'] > 0
+  assert r['test_accuracy'] >= 0.9, r['test_accuracy']  # chance is 0.1
+  assert r['train_loss'] < 1.0
   md = (wd / 'results.md').read_text()
   assert 'Accuracy against time' in md and (wd / accuracy.PLOT_FILE).exists()
   assert 'test accuracy' in p.stdout
