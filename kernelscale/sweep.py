@@ -18,7 +18,7 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import data, flops, measure, models, records, train
+from kernelscale import ceilings, data, flops, measure, models, records, train
 
 
 class ConfigError(ValueError):
@@ -157,6 +157,9 @@ def measure_point(pt: Point, config) -> dict:
   rec['first_step_s'] = first
   rec.update(measure.step_stats(times))
   rec['final_loss'] = float(metrics['loss'])
+  # The optimizer update timed alone, so its share of the step is measurable
+  # without profiler traces.
+  rec.update(ceilings.time_optimizer_update(state))
   med = rec['step_s_median']
   rec['achieved_flops_per_s'] = (rec['xla_flops'] / med) if rec['xla_flops'] else None
   if rec['xla_flops'] is None:
