@@ -158,9 +158,12 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
     y = [p['achieved_flops_per_s'] / 1e9 for p in pts]
     ints += x
     ax.plot(x, y, MARKERS[i % len(MARKERS)], label=f'{g} train step (label: k, bound)')
+    # Groups label on alternate sides so that nearby points of two groups stay legible.
+    above = i % 2 == 0
     for p, xi, yi in zip(pts, x, y):
       ax.annotate(f'k={p["kernel_size"]} {p.get("bound") or ""}', (xi, yi),
-                  textcoords='offset points', xytext=(4, -10), fontsize=7)
+                  textcoords='offset points', xytext=(-5, 5) if above else (5, -11),
+                  ha='right' if above else 'left', fontsize=7, color=ax.lines[-1].get_color())
   ridge = peak / bw
   lo = min(ints + [ridge]) / 10
   hi = max(ints + [ridge]) * 10

@@ -148,7 +148,7 @@ def fits_section(result: dict) -> list[str]:
   for g, f in result['fits'].items():
     lin = f.get('linear_step_s_vs_xla_flops')
     if lin:
-      se = lambda v, s: f' ± {v * s:.2f}' if v is not None else ''
+      se = lambda v, s: f' ± {v * s:.3g}' if v is not None else ''
       lines.append(f'- {g}: a = {lin["a"] * 1e3:.1f}{se(lin["a_se"], 1e3)} ms, b = '
                    f'{lin["b"] * 1e12:.2f}{se(lin["b_se"], 1e12)} ms per GFLOP '
                    f'(1/b = {1 / lin["b"] / 1e9 if lin["b"] > 0 else float("nan"):.1f} GFLOP/s), '
@@ -173,6 +173,13 @@ def fits_section(result: dict) -> list[str]:
               f'{c["copy_bytes_per_call"] / 2**20:.0f} MiB per call)',
               f'- method: {c.get("method")}; device {c.get("device_key")}, measured '
               f'{c.get("measured_at")}'] + [f'- note: {n}' for n in c.get('notes', [])]
+    steady = [c[f'{k}_median'] / c[k] for k in ('ceiling_flops_per_s', 'ceiling_bytes_per_s')
+              if c.get(f'{k}_median') and c.get(k)]
+    if steady and min(steady) < 0.8:
+      # Other processes only slow calls down: a median far below the best says
+      # the machine was shared while the ceilings were measured.
+      lines.append(f'- caution: median calls ran at {min(steady):.0%} of the best, so the '
+                   'machine was busy; the ceilings may be low and achieved fractions high')
     lines.append(f'- bound rule: overhead when the step is over {result["overhead_factor"]:.0f}× '
                  'its roofline floor (flops / attainable), else memory left of the ridge and '
                  'compute right of it')
