@@ -199,7 +199,9 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
       table[i, j] += v * 1e3
   keep = table.sum(0) > 0
   fig, ax = plt.subplots(figsize=(8, 0.5 * len(pts) + 2.5))
-  labels = [f'{r["padding"]} k={r["kernel_size"]}' for r in pts]
+  labels = [f'{r["padding"]} k={r["kernel_size"]}' + (
+      f'\n(trace covers {r["trace_coverage"]:.0%})' if r.get('trace_coverage') is not None
+      else '') for r in pts]
   left = np.zeros(len(pts))
   cmap = plt.get_cmap('tab10')
   for j, name in enumerate(names):

@@ -123,3 +123,14 @@ def test_answer_is_at_most_three_sentences_with_this_runs_numbers():
   # Each element is one sentence: one final full stop, none inside but decimals.
   for s in res['answer']:
     assert s.endswith('.') and '. ' not in s
+
+
+def test_a_thin_trace_is_not_used():
+  recs, ceil = _load('synthetic')
+  assert _verdicts(recs, ceil)[2] == 'does not hold'  # profiled conv share 37%
+  for r in recs:
+    r['trace_coverage'] = 0.4
+  res = analysis.analyze(recs, ceil)['claims']
+  # Back to the FLOP share (conv ~98% of FLOPs) and the separately timed update.
+  assert res[1]['verdict'] == 'partly holds' and 'trace_coverage 40%' in res[1]['evidence']
+  assert 'timed alone' in res[4]['numbers']['source']
