@@ -81,6 +81,8 @@ def main(argv):
     sys.exit(1)
   from kernelscale import ceilings  # pylint: disable=g-import-not-at-top
   try:
+    # Best of many calls: other processes on a shared machine only slow calls
+    # down, and the report flags a median far below the best.
     ceil = ceilings.load_or_measure(workdir)
   except Exception as e:  # pylint: disable=broad-except
     # The sweep's records stand without ceilings; the roofline is then left out.
