@@ -18,7 +18,7 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import data, device, flops, measure, models, records, train
+from kernelscale import ceilings, data, device, flops, measure, models, records, train
 
 
 # Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
@@ -182,6 +182,9 @@ def measure_point(pt: Point, config) -> dict:
   rec['first_step_s'] = first
   rec.update(measure.step_stats(times))
   rec['final_loss'] = float(metrics['loss'])
+  # The optimizer update timed alone, so its share of the step is measurable
+  # without profiler traces.
+  rec.update(ceilings.time_optimizer_update(state))
   med = rec['step_s_median']
   rec['achieved_flops_per_s'] = (rec['xla_flops'] / med) if rec['xla_flops'] else None
   if rec['xla_flops'] is None:
