@@ -74,7 +74,7 @@ def main(argv):
     backend = device.configure_cpu_conv(config.cpu_conv)
   except device.DeviceConfigError as e:
     _fail(str(e))
-  from kernelscale import models, report, sweep  # pylint: disable=g-import-not-at-top
+  from kernelscale import models, profiling, report, sweep  # pylint: disable=g-import-not-at-top
   try:
     sweep.validate(config)
     sweep.check_workdir(workdir)
@@ -88,6 +88,9 @@ def main(argv):
   md = report.write_results_md(recs, workdir)
   print(f'\nresults: {os.path.join(os.path.abspath(workdir), "results.jsonl")}')
   print(f'summary: {os.path.abspath(md)}')
+  tb = profiling.tensorboard_command(workdir)
+  if tb:
+    print(f'traces:  {tb}')
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)
   from kernelscale import ceilings  # pylint: disable=g-import-not-at-top

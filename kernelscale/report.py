@@ -6,7 +6,7 @@ import json
 import math
 import os
 
-from kernelscale import device
+from kernelscale import delta, device
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -66,6 +66,7 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            'taps on zero padding.', '']
   lines += device.platform_notes(recs)
   lines += ['', markdown_table(recs), '']
+  lines += delta.results_md_section(recs, workdir)
   path = os.path.join(workdir, 'results.md')
   tmp = path + '.tmp'
   with open(tmp, 'w', encoding='utf-8') as f:

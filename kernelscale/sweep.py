@@ -18,7 +18,7 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import ceilings, data, device, flops, measure, models, records, train
+from kernelscale import ceilings, data, device, flops, measure, models, profiling, records, train
 
 
 # Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
@@ -86,6 +86,10 @@ def validate(config) -> list[Point]:
   if config.precision not in PRECISIONS:
     raise ConfigError(f'config.precision: unknown precision {config.precision!r}; use one of '
                       f'{PRECISIONS}')
+  if not isinstance(config.get('profile', False), bool):
+    raise ConfigError(f'config.profile: {config.profile!r} is not True or False')
+  if config.get('profile', False) and (not _is_int(config.profile_steps) or config.profile_steps < 1):
+    raise ConfigError(f'config.profile_steps: {config.profile_steps!r} is not an integer >= 1')
   if config.data != 'synthetic':
     raise ConfigError(f'config.data: unknown source {config.data!r}; use "synthetic"')
   pts = [Point(config.model, k, p, config.batch_size, config.dtype)
@@ -144,8 +148,12 @@ def _flag_value(name: str) -> int | None:
   return None
 
 
-def measure_point(pt: Point, config) -> dict:
-  """Compiles and times one point; returns its record fields (no context)."""
+def measure_point(pt: Point, config, workdir: str | None = None) -> dict:
+  """Compiles and times one point; returns its record fields (no context).
+
+  With `config.profile` and a workdir, a window of `config.profile_steps`
+  steps is then traced to <workdir>/tensorboard/<point name>/.
+  """
   notes: list[str] = []
   hw, c = _input_hw_c()
   module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c)
@@ -193,6 +201,12 @@ def measure_point(pt: Point, config) -> dict:
   rec['epoch_s'] = rec['steps_per_epoch'] * med
   rec['epoch_s_kind'] = 'projected'
   rec['analytic_phase_flops'] = per_layer
+  if config.get('profile', False) and workdir:
+    state, prof, n3 = profiling.profile_point(
+        compiled, state, batch, compiled.as_text(), jax.default_backend(),
+        config.profile_steps, os.path.join(workdir, 'tensorboard', pt.name), workdir, med)
+    rec.update(prof)
+    notes += n3
   rec['notes'] = notes
   return rec
 
@@ -229,7 +243,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
            'warmup_steps': config.warmup_steps, 'seed': config.seed}
     rec.update(ctx)
     try:
-      rec.update(measure_point(pt, config))
+      rec.update(measure_point(pt, config, workdir))
       rec['status'], rec['error'] = 'ok', None
     except Exception as e:  # pylint: disable=broad-except
       # One failed point (e.g. out of memory) must not lose the others.

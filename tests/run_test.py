@@ -45,6 +45,7 @@ def test_cli_end_to_end_quick(tmp_path):
   assert f'report: {wd / "report.md"}' in p.stdout
   assert 'XLA GFLOP' in p.stdout and 'achieved GFLOP/s' in p.stdout
   assert str(wd) in p.stdout
+  assert f'--logdir {wd}/tensorboard' in p.stdout and all(r['phase_s'] for r in recs)
 
 
 @pytest.mark.parametrize('args,field', [
@@ -57,6 +58,7 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.dtype=int8',), 'config.dtype'),
     (('--config.kernel_sizes=11', '--config.paddings=VALID'), 'conv2'),
     (('--config.nosuch=1',), 'nosuch'),
+    (('--config.profile_steps=0',), 'config.profile_steps'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'
