@@ -7,7 +7,10 @@ back with `jax.profiler.ProfileData` and gives seconds per step per
 "layer/phase", using `hlo.op_labels` of the compiled step's optimized HLO.
 
 How op time is attributed (measured on CPU, see WORKSPACE.md "profiling"):
-the trace has one interval per executed HLO op (stat `hlo_op`). On CPU the
+the trace has one interval per executed HLO op (stat `hlo_op`), from its
+start to its end or, for ops the CPU runtime completes asynchronously (Eigen
+convolutions run on the Eigen pool: the op event is only the launch), to its
+flow-linked "end: <op>" event. On CPU the
 thunk executor runs independent ops at once on several threads, so their
 intervals overlap and their summed durations exceed the step (1.3-1.8x here).
 We therefore split time, not sum it: the step's op intervals are cut into
@@ -34,6 +37,7 @@ import numpy as np
 from kernelscale import hlo
 
 STEP_NAME = 'train'
+HLO_NAME = 'optimized_hlo.txt'
 _DEVICE_PREFIXES = ('/device:GPU:', '/device:TPU:')
 
 
@@ -90,6 +94,16 @@ def op_events(profile, module_name: str | None = None):
   device = [p for p in planes if p.name.startswith(_DEVICE_PREFIXES)]
   host = [p for p in planes if p.name == '/host:CPU']
   for group in ([device[0]] if device else []) + host:
+    # An op the CPU runtime runs asynchronously (Eigen convolutions, large
+    # copies) has a short launch event; its completion is a separate
+    # "end: <op>" event linked by the producer/consumer flow id (stats _p/_c).
+    done = {}
+    for line in group.lines:
+      for ev in line.events:
+        if ev.name.startswith('end: '):
+          st = _stats(ev)
+          if '_c' in st:
+            done[(ev.name[5:], st['_c'])] = float(ev.start_ns + ev.duration_ns)
     out = []
     for line in group.lines:
       ops_line = line.name == 'XLA Ops'  # TPU/GPU derived line: event name is the op
@@ -101,8 +115,9 @@ def op_events(profile, module_name: str | None = None):
         mod = st.get('hlo_module')
         if module_name and mod is not None and mod != module_name:
           continue
-        out.append((str(op), float(ev.start_ns), float(ev.start_ns + ev.duration_ns),
-                    st.get('run_id')))
+        end = float(ev.start_ns + ev.duration_ns)
+        end = max(end, done.get((str(op), st.get('_p')), end))
+        out.append((str(op), float(ev.start_ns), end, st.get('run_id')))
     if out:
       return out, group.name, None
   names = ', '.join(p.name for p in planes) or 'none'
@@ -214,6 +229,10 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
   """
   module = hlo.parse(compiled_text)
   labels = hlo.op_labels(module)
+  os.makedirs(logdir, exist_ok=True)
+  # Kept beside the trace so that attribution can be redone from files alone.
+  with open(os.path.join(logdir, HLO_NAME), 'w', encoding='utf-8') as f:
+    f.write(compiled_text)
   fields = {'conv_impl': hlo.conv_impl(module, labels, platform) or None,
             'trace_dir': os.path.relpath(logdir, workdir), 'profile_steps': steps,
             'phase_s': None, 'trace_coverage': None, 'trace_step_s_median': None,

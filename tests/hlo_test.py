@@ -7,15 +7,18 @@ to check the parser on backends this machine does not have.
 import gzip
 import os
 
+import pytest
+
 from kernelscale import hlo
 
-FIXTURE = os.path.join(os.path.dirname(__file__), 'fixtures', 'seed_k3_b32_cpu.hlo.txt.gz')
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+YNN, EIGEN = 'seed_k3_b32_cpu', 'seed_k3_b32_cpu_eigen'  # the CPU conv paths
 CONV_KEYS = {'conv1/forward', 'conv1/backward_filter', 'conv2/forward',
              'conv2/backward_input', 'conv2/backward_filter'}
 
 
-def _fixture():
-  with gzip.open(FIXTURE, 'rt') as f:
+def _fixture(name=YNN):
+  with gzip.open(os.path.join(FIXTURES, name + '.hlo.txt.gz'), 'rt') as f:
     return hlo.parse(f.read())
 
 
@@ -25,8 +28,9 @@ def test_parse_fixture_module_and_kernels():
   assert hlo.conv_kernels(m) == {'conv1': (3, 3, 1, 32), 'conv2': (3, 3, 32, 64)}
 
 
-def test_fixture_conv_labels_one_per_phase_and_no_conv1_backward_input():
-  m = _fixture()
+@pytest.mark.parametrize('name', [YNN, EIGEN])
+def test_fixture_conv_labels_one_per_phase_and_no_conv1_backward_input(name):
+  m = _fixture(name)
   labels = hlo.op_labels(m)
   conv_ops = {}
   for name, lab in labels.items():
@@ -37,18 +41,20 @@ def test_fixture_conv_labels_one_per_phase_and_no_conv1_backward_input():
   assert 'conv1/backward_input' not in labels.values()
 
 
-def test_fixture_other_phases_present():
-  labels = set(hlo.op_labels(_fixture()).values())
+@pytest.mark.parametrize('name', [YNN, EIGEN])
+def test_fixture_other_phases_present(name):
+  labels = set(hlo.op_labels(_fixture(name)).values())
   for want in ('dense/forward', 'dense/backward', 'pooling/forward', 'pooling/backward',
                'activation/forward', 'activation/backward', 'loss/all', 'optimizer/update'):
     assert want in labels, want
   assert not any(l.startswith('mixed/') for l in labels)
 
 
-def test_fixture_conv_impl_is_ynnpack_on_default_cpu():
-  m = _fixture()
-  impl = hlo.conv_impl(m, hlo.op_labels(m), 'cpu')
-  assert impl == {k: 'YNNPACK fusion' for k in CONV_KEYS}
+@pytest.mark.parametrize('name,impl', [(YNN, 'YNNPACK fusion'),
+                                       (EIGEN, 'Eigen (XLA CPU convolution)')])
+def test_fixture_conv_impl(name, impl):
+  m = _fixture(name)
+  assert hlo.conv_impl(m, hlo.op_labels(m), 'cpu') == {k: impl for k in CONV_KEYS}
 
 
 # Shapes of the seed net's conv2 at k=3, batch 4; no op_name metadata, so the

@@ -16,21 +16,25 @@ import pytest
 from experiments import seed
 from kernelscale import hlo, profiling, sweep
 
-FIX = os.path.join(os.path.dirname(__file__), 'fixtures', 'seed_k3_b32_cpu')
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 CONV_KEYS = {'conv1/forward', 'conv1/backward_filter', 'conv2/forward',
              'conv2/backward_input', 'conv2/backward_filter'}
 
 
-def _fixture():
-  with gzip.open(FIX + '.xplane.pb.gz', 'rb') as f:
+def _fixture(name):
+  stem = os.path.join(FIXTURES, name)
+  with gzip.open(stem + '.xplane.pb.gz', 'rb') as f:
     profile = jax.profiler.ProfileData.from_serialized_xspace(f.read())
-  with gzip.open(FIX + '.hlo.txt.gz', 'rt') as f:
+  with gzip.open(stem + '.hlo.txt.gz', 'rt') as f:
     module = hlo.parse(f.read())
   return profile, module
 
 
-def test_fixture_attribution_phases_and_coverage():
-  profile, module = _fixture()
+# Real CPU traces (tests/fixtures/make_trace_fixture.py): jax's default YNNPACK
+# conv fusions, and XLA's Eigen convs, which complete asynchronously.
+@pytest.mark.parametrize('name', ['seed_k3_b32_cpu', 'seed_k3_b32_cpu_eigen'])
+def test_fixture_attribution_phases_and_coverage(name):
+  profile, module = _fixture(name)
   att = profiling.attribute(profile, module, hlo.op_labels(module), steps=2)
   ps = att['phase_s']
   assert att['plane'] == '/host:CPU' and att['steps_seen'] == 2 and not att['notes']
@@ -44,6 +48,32 @@ def test_fixture_attribution_phases_and_coverage():
   assert len(steps) == 2
   cov = att['attributed_s'] / (sum(steps) / len(steps))
   assert 0.8 <= cov <= 1.2, cov
+
+
+def test_async_op_runs_until_its_flow_linked_end_event():
+  # 'conv' launches at 0 for 1 us and completes ('end: conv', consumer id 7)
+  # at 50 us on another thread; 'copy' is synchronous.
+  text = (
+      'planes { id: 1 name: "/host:CPU" '
+      'lines { id: 1 name: "tf_XLAEigen/1" timestamp_ns: 0 '
+      'events { metadata_id: 1 offset_ps: 0 duration_ps: 1000000 '
+      'stats { metadata_id: 10 str_value: "conv" } stats { metadata_id: 12 uint64_value: 7 } } '
+      'events { metadata_id: 2 offset_ps: 60000000 duration_ps: 10000000 '
+      'stats { metadata_id: 10 str_value: "copy" } stats { metadata_id: 12 uint64_value: 8 } } } '
+      'lines { id: 2 name: "tf_XLAEigen/2" timestamp_ns: 0 '
+      'events { metadata_id: 3 offset_ps: 50000000 duration_ps: 1000 '
+      'stats { metadata_id: 13 uint64_value: 7 } } } '
+      'event_metadata { key: 1 value { id: 1 name: "conv" } } '
+      'event_metadata { key: 2 value { id: 2 name: "copy" } } '
+      'event_metadata { key: 3 value { id: 3 name: "end: conv" } } '
+      'stat_metadata { key: 10 value { id: 10 name: "hlo_op" } } '
+      'stat_metadata { key: 12 value { id: 12 name: "_p" } } '
+      'stat_metadata { key: 13 value { id: 13 name: "_c" } } }')
+  events, plane, _ = profiling.op_events(jax.profiler.ProfileData.from_text_proto(text))
+  spans = {op: (e - s) for op, s, e, _ in events}
+  assert plane == '/host:CPU'
+  assert spans['conv'] == pytest.approx(50_001)  # ns: launch to completion
+  assert spans['copy'] == pytest.approx(10_000)
 
 
 def test_split_time_shares_overlap_and_sums_to_union():
