@@ -1,12 +1,17 @@
 """Delta attribution: which phases grew the step time between consecutive kernel sizes.
 
-Built from records alone (each record's `phase_s` and `step_s_median`). For
+Built from records alone (each record's `phase_s` and step times). For
 every group of points that differ only in kernel size (same model, padding,
 batch, dtype, platform, XLA flags) and every pair of consecutive kernel
-sizes k_a -> k_b, the increase of the median step time is split into the
-increase of each traced phase, plus `unattributed`: the change in the time
-the trace did not cover (dispatch, gaps), so that every column sums to the
-step-time change exactly.
+sizes k_a -> k_b, the increase of the step time is split into the increase
+of each traced phase, plus `unattributed`: the change in the time the trace
+did not cover (dispatch, gaps), so that every column sums exactly.
+
+The step time split is the traced window's (`trace_step_s_median`): the
+phases were measured on those very steps, so on a busy machine a slow or fast
+window does not show up as a phantom `unattributed` change. The change of the
+timed median (`step_s_median`) is shown beside it; on a quiet machine the two
+agree (see WORKSPACE.md, profiling).
 """
 from __future__ import annotations
 
@@ -24,12 +29,13 @@ def deltas(recs: list[dict]) -> list[dict]:
     recs: records (any order); only status ok records with phase_s count.
 
   Returns:
-    A list of {'group': {key: value}, 'k_from', 'k_to', 'step_delta_s',
+    A list of {'group': {key: value}, 'k_from', 'k_to', 'step_delta_s'
+    (traced window), 'timed_step_delta_s' (step_s_median),
     'phase_delta_s': {phase: s, ..., 'unattributed': s}} in sweep order.
   """
   groups: dict[tuple, dict[int, dict]] = {}
   for r in recs:
-    if r.get('status') != 'ok' or not r.get('phase_s') or r.get('step_s_median') is None:
+    if r.get('status') != 'ok' or not r.get('phase_s') or _window(r) is None:
       continue
     key = tuple(r.get(k) for k in _GROUP_KEYS)
     groups.setdefault(key, {})[r['kernel_size']] = r  # a re-run of k replaces it
@@ -40,11 +46,20 @@ def deltas(recs: list[dict]) -> list[dict]:
       ra, rb = by_k[a], by_k[b]
       phases = sorted(set(ra['phase_s']) | set(rb['phase_s']))
       d = {p: rb['phase_s'].get(p, 0.0) - ra['phase_s'].get(p, 0.0) for p in phases}
-      step = rb['step_s_median'] - ra['step_s_median']
+      step = _window(rb) - _window(ra)
       d[UNATTRIBUTED] = step - sum(d.values())
+      timed = (rb['step_s_median'] - ra['step_s_median']
+               if rb.get('step_s_median') is not None and ra.get('step_s_median') is not None
+               else None)
       out.append({'group': dict(zip(_GROUP_KEYS, key)), 'k_from': a, 'k_to': b,
-                  'step_delta_s': step, 'phase_delta_s': d})
+                  'step_delta_s': step, 'timed_step_delta_s': timed, 'phase_delta_s': d})
   return out
+
+
+def _window(r: dict) -> float | None:
+  """Step time of the traced window (older records: the timed median)."""
+  v = r.get('trace_step_s_median')
+  return v if v is not None else r.get('step_s_median')
 
 
 def _group_title(group: dict) -> str:
@@ -76,8 +91,11 @@ def markdown(ds: list[dict]) -> str:
     for p in phases + [UNATTRIBUTED]:
       lines.append(f'| {p} | ' + ' | '.join(cell(d['phase_delta_s'].get(p, 0.0), d)
                                              for d in cols) + ' |')
-    lines.append('| **step (median)** | ' + ' | '.join(f'**{d["step_delta_s"] * 1e3:+.1f}**'
-                                                      for d in cols) + ' |')
+    lines.append('| **step, traced window** | ' + ' | '.join(
+        f'**{d["step_delta_s"] * 1e3:+.1f}**' for d in cols) + ' |')
+    lines.append('| step, timed median (for reference) | ' + ' | '.join(
+        '—' if d['timed_step_delta_s'] is None else f'{d["timed_step_delta_s"] * 1e3:+.1f}'
+        for d in cols) + ' |')
     blocks.append('\n'.join(lines))
   return '\n\n'.join(blocks)
 
@@ -111,7 +129,12 @@ def plot(ds: list[dict], path: str) -> str | None:
       else:
         neg[i] += v
   ax.scatter(range(len(ds)), [d['step_delta_s'] * 1e3 for d in ds], color='black', marker='D',
-             zorder=3, label='step time change (median)')
+             zorder=3, label='step time change (traced window)')
+  timed = [(i, d['timed_step_delta_s'] * 1e3) for i, d in enumerate(ds)
+           if d['timed_step_delta_s'] is not None]
+  if timed:
+    ax.scatter(*zip(*timed), color='black', marker='_', s=300, zorder=3,
+               label='step time change (timed median)')
   ax.axhline(0, color='black', linewidth=0.8)
   ax.set_xticks(range(len(ds)))
   ax.set_xticklabels(labels)
@@ -137,8 +160,9 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
   png = plot(ds, os.path.join(workdir, PNG_NAME))
   return ['## Where the extra step time went (delta attribution)', '',
           'Change of each traced phase\'s time per step between consecutive kernel sizes, '
-          'in ms (and % of the change of the median step time). `unattributed` is the change '
-          'in untraced time (dispatch, gaps between ops), so each column sums to the step '
-          'change. Phases come from the profiler trace mapped to layers through the optimized '
-          'HLO (`phase_s` in the records).', '', markdown(ds), '',
+          'in ms (and % of the change of the traced window\'s median step). `unattributed` is '
+          'the change in untraced time (dispatch, gaps between ops), so each column sums to '
+          'the traced step change; the timed median\'s change is shown for reference. Phases '
+          'come from the profiler trace mapped to layers through the optimized HLO (`phase_s` '
+          'in the records).', '', markdown(ds), '',
           f'![delta attribution]({os.path.basename(png)})', '']
