@@ -161,6 +161,7 @@ def _parse_instr(line: str, computation: str) -> Instr | None:
   opcode = rest[:paren].strip()
   end = _match_paren(rest, paren)
   operand_text, attrs = rest[paren + 1:end - 1], rest[end:]
+  operand_text = re.sub(r'/\*.*?\*/', '', operand_text)  # e.g. /*index=5*/
   operands = [p.split()[-1].lstrip('%') for p in _split_top(operand_text)]
   calls = [m.group(1) for m in _CALL_ATTR.finditer(attrs)]
   for m in _CALL_LIST.finditer(attrs):

@@ -238,12 +238,24 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
             'phase_s': None, 'trace_coverage': None, 'trace_step_s_median': None,
             'trace_op_sum_s': None}
   notes = []
-  state, _, times, path = trace_steps(step, state, batch, steps, logdir)
+  try:
+    state, _, times, path = trace_steps(step, state, batch, steps, logdir)
+  except Exception as e:  # pylint: disable=broad-except
+    # A profiler that cannot start (e.g. another session is active) must not
+    # lose the point's other measurements.
+    notes.append(f'profiling failed ({type(e).__name__}: {e}); phase_s and trace_coverage '
+                 'are null')
+    return state, fields, notes
   fields['trace_step_s_median'] = float(np.median(times))
   if path is None:
     notes.append('profiler wrote no .xplane.pb; phase_s and trace_coverage are null')
     return state, fields, notes
-  profile = jax.profiler.ProfileData.from_file(path)
+  try:
+    profile = jax.profiler.ProfileData.from_file(path)
+  except Exception as e:  # pylint: disable=broad-except
+    notes.append(f'could not read {os.path.basename(path)} ({type(e).__name__}: {e}); '
+                 'phase_s and trace_coverage are null')
+    return state, fields, notes
   att = attribute(profile, module, labels, steps)
   notes += att['notes']
   if att['phase_s'] is not None:

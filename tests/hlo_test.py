@@ -112,20 +112,15 @@ ENTRY %main (x: f32[4,28,28,1], w: f32[3,3,1,32]) -> f32[4,28,28,32] {
 """
 
 
-def test_gpu_cudnn_custom_call_with_algorithm():
-  m = hlo.parse(_GPU)
+@pytest.mark.parametrize('text,platform,op,impl', [
+    (_GPU, 'gpu', 'cudnn-conv.1', 'cuDNN __cudnn$convForward algo 28'),
+    (_TPU, 'tpu', 'fusion.3', 'XLA convolution fusion (kOutput)'),
+])
+def test_gpu_cudnn_and_tpu_fusion_impl(text, platform, op, impl):
+  m = hlo.parse(text)
   labels = hlo.op_labels(m)
-  assert labels['cudnn-conv.1'] == 'conv1/forward'
-  assert hlo.conv_impl(m, labels, 'gpu') == {
-      'conv1/forward': 'cuDNN __cudnn$convForward algo 28'}
-
-
-def test_tpu_convolution_fusion():
-  m = hlo.parse(_TPU)
-  labels = hlo.op_labels(m)
-  assert labels['fusion.3'] == 'conv1/forward'
-  assert hlo.conv_impl(m, labels, 'tpu') == {
-      'conv1/forward': 'XLA convolution fusion (kOutput)'}
+  assert labels[op] == 'conv1/forward'
+  assert hlo.conv_impl(m, labels, platform) == {'conv1/forward': impl}
 
 
 def test_two_convs_in_one_fusion_are_mixed_not_dropped():

@@ -199,3 +199,17 @@ def test_tensorboard_command_serves_the_profile_plugin(traced):
     except subprocess.TimeoutExpired:
       proc.kill()
       proc.wait()
+
+
+def test_profiler_failure_keeps_the_point_with_null_fields(monkeypatch, tmp_path):
+  def boom(*args, **kwargs):
+    raise RuntimeError('another profiler session is active')
+
+  monkeypatch.setattr(profiling, 'trace_steps', boom)
+  with gzip.open(os.path.join(FIXTURES, 'seed_k3_b32_cpu.hlo.txt.gz'), 'rt') as f:
+    text = f.read()
+  _, fields, notes = profiling.profile_point(None, 'state', {}, text, 'cpu', 2,
+                                             str(tmp_path / 'tb' / 'p'), str(tmp_path), 0.1)
+  assert fields['phase_s'] is None and fields['trace_coverage'] is None
+  assert fields['conv_impl']['conv2/forward'] == 'YNNPACK fusion'  # from the HLO alone
+  assert 'profiling failed' in notes[0] and 'another profiler' in notes[0]
