@@ -3,6 +3,7 @@
     python run.py                                   # default: experiments/seed.py
     python run.py --config=experiments/seed.py:quick
     python run.py --config.kernel_sizes=3,5,7 --config.batch_size=64 --workdir=runs/mine
+    python run.py --report_only --workdir=runs/mine --predict=13   # re-analyse, no measuring
     python run.py --config=experiments/accuracy.py:quick   # accuracy on Fashion-MNIST
 
 Real data is read offline from TFDS's array_record format. Prepare Fashion-MNIST
@@ -47,6 +48,14 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None,
     'Output folder for results.jsonl, results.md and traces. '
     'Default: ./runs/<experiment>-<timestamp>/.')
+_REPORT_ONLY = flags.DEFINE_bool(
+    'report_only', False,
+    'Measure nothing: rebuild analysis.json, report.md and the plots from the '
+    'results.jsonl (and ceilings.json) already in --workdir.')
+_PREDICT = flags.DEFINE_integer(
+    'predict', None,
+    'Also print the predicted step time, with an interval, at this kernel size '
+    '(per padding where it fits), from the model with the smallest leave-one-out error.')
 _PREPARE = flags.DEFINE_string(
     'prepare', None,
     'Prepare a TFDS dataset (fashion_mnist or mnist) from local IDX files given by '
@@ -85,6 +94,11 @@ def main(argv):
   if _FROM_IDX.value or _DATA_DIR.value:
     _fail(f'--{"from_idx" if _FROM_IDX.value else "data_dir"}: only used with --prepare; '
           'experiments read their data dir from --config.data_dir')
+  if _PREDICT.value is not None and _PREDICT.value < 1:
+    _fail(f'--predict: {_PREDICT.value} is not a kernel size >= 1')
+  if _REPORT_ONLY.value:
+    _report_only(_WORKDIR.value)
+    return
   config = _load_config()
   workdir = _WORKDIR.value or os.path.join(
       'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
@@ -100,7 +114,7 @@ def main(argv):
     backend = device.configure_cpu_conv(config.cpu_conv)
   except device.DeviceConfigError as e:
     _fail(str(e))
-  from kernelscale import models, report, sweep  # pylint: disable=g-import-not-at-top
+  from kernelscale import models, profiling, report, sweep  # pylint: disable=g-import-not-at-top
   try:
     sweep.validate(config)
     sweep.check_workdir(workdir)
@@ -114,8 +128,69 @@ def main(argv):
   md = report.write_results_md(recs, workdir)
   print(f'\nresults: {os.path.join(os.path.abspath(workdir), "results.jsonl")}')
   print(f'summary: {os.path.abspath(md)}')
+  tb = profiling.tensorboard_command(workdir)
+  if tb:
+    print(f'traces:  {tb}')
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)
+  from kernelscale import ceilings  # pylint: disable=g-import-not-at-top
+  try:
+    # Best of many calls: other processes on a shared machine only slow calls
+    # down, and the report flags a median far below the best.
+    ceil = ceilings.load_or_measure(workdir)
+  except Exception as e:  # pylint: disable=broad-except
+    # The sweep's records stand without ceilings; the roofline is then left out.
+    print(f'ceilings not measured: {type(e).__name__}: {e}', file=sys.stderr)
+    ceil = None
+  _analyse(recs, workdir, ceil)
+
+
+def _report_only(workdir):
+  """--report_only: everything from the workdir's files, nothing measured."""
+  if not workdir:
+    _fail('--workdir: --report_only needs the --workdir of an earlier run')
+  path = os.path.join(workdir, 'results.jsonl')
+  if not os.path.isfile(path):
+    _fail(f'--workdir: no results.jsonl in {workdir!r}; run a sweep there first')
+  from kernelscale import ceilings, records, report  # pylint: disable=g-import-not-at-top
+  try:
+    recs = records.load(path)
+  except ValueError as e:
+    _fail(f'--workdir: {e}')
+  if not recs:
+    _fail(f'--workdir: {path} holds no records')
+  ok = [r for r in recs if r.get('status') == 'ok']
+  key = ceilings.device_key(ok[0].get('platform'), ok[0].get('device_kind')) if ok else None
+  print(report.text_table(recs))
+  report.write_results_md(recs, workdir)
+  _analyse(recs, workdir, ceilings.load(workdir).get(key))
+
+
+def _analyse(recs, workdir, ceil):
+  """Writes analysis.json, report.md and plots; prints the answer, paths and --predict."""
+  from kernelscale import analysis, report  # pylint: disable=g-import-not-at-top
+  out = report.write_all(recs, workdir, ceil)
+  res = out['analysis']
+  print('\n' + ' '.join(res['answer']))
+  for c in res['claims']:
+    print(f'  claim {c["id"]}: {c["verdict"]}')
+  if res['loo_median_abs_rel_error'] is not None:
+    print(f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '
+          f'({res["prediction_model_words"]})')
+  if _PREDICT.value is not None:
+    for p in analysis.predict(recs, _PREDICT.value, res['prediction_model']):
+      head = f'predicted step at k={p["k"]} {p["group"]}:'
+      if 'reason' in p:
+        print(f'{head} none ({p["reason"]})')
+      elif p['lo_s'] is None:
+        print(f'{head} {p["step_s"] * 1e3:.1f} ms (no interval: too few points) '
+              f'[{analysis.MODEL_WORDS[p["model"]]}]')
+      else:
+        print(f'{head} {p["step_s"] * 1e3:.1f} ms, {p["interval"]:.0%} interval '
+              f'{p["lo_s"] * 1e3:.1f}–{p["hi_s"] * 1e3:.1f} ms '
+              f'[{analysis.MODEL_WORDS[p["model"]]}, measured k={p["measured_k"]}]')
+  print(f'analysis: {os.path.abspath(out["analysis_json"])}')
+  print(f'report: {os.path.abspath(out["report_md"])}')
 
 
 def _compare_backends(config, workdir: str) -> None:

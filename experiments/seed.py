@@ -28,6 +28,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/device.py)
   c.warmup_steps = 3
   c.timed_steps = 15
+  c.profile = True                 # trace a window to <workdir>/tensorboard/<point>/
+  c.profile_steps = 3              # steps traced, after warm-up and timing
   if arg == 'quick':
     c.kernel_sizes = (3, 5)
     c.paddings = ('SAME',)

@@ -11,6 +11,7 @@ import functools
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 PADDINGS = ('SAME', 'VALID')
@@ -19,6 +20,24 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float
 
 class ShapeError(ValueError):
   """A kernel that does not fit the input: raised before any compile."""
+
+
+def max_pool_2x2(x_BxHxWxC):
+  """2x2 max-pool, stride 2, VALID: the same values as nn.max_pool(x, (2, 2), (2, 2)).
+
+  Written as a reshape and a max over the two window axes instead of
+  lax.reduce_window. The forward values are identical; the gradient differs
+  only where a window holds tied maxima (reduce_window's gradient routes it to
+  one of them, reduce_max's splits it), and after a ReLU the only ties are
+  zeros, whose gradient the ReLU then zeroes: the train step is the same.
+  Why: on CPU, XLA lowers reduce_window's gradient to a select-and-scatter
+  that measured ~10x slower than this form's (benchmarks/maxpool_backward.py)
+  and was the largest single phase of the seed step at k=3.
+  """
+  with jax.named_scope('max_pool'):  # keeps the HLO op names attributable
+    B, H, W, C = x_BxHxWxC.shape
+    x = x_BxHxWxC[:, :H // 2 * 2, :W // 2 * 2, :]  # VALID: drop an odd last row/column
+    return x.reshape(B, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))
 
 
 class ConvNet(nn.Module):
@@ -42,7 +61,7 @@ class ConvNet(nn.Module):
       x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
                   dtype=self.dtype, name=f'conv{i + 1}')(x)
       x = nn.relu(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding='VALID')
+      x = max_pool_2x2(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.Dense(self.hidden, dtype=self.dtype, name='dense1')(x)
     x = nn.relu(x)

@@ -1,9 +1,12 @@
-"""Human-readable outputs built from records alone: the printed table and results.md."""
+"""Human-readable outputs built from records alone: the printed table, results.md,
+and (from the analysis) report.md, analysis.json and the PNG plots."""
 from __future__ import annotations
 
+import json
+import math
 import os
 
-from kernelscale import accuracy, device
+from kernelscale import accuracy, delta, device
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -68,6 +71,7 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '']
   lines += device.platform_notes(recs)
   lines += ['', markdown_table(recs), '']
+  lines += delta.results_md_section(recs, workdir)
   # Training-for-accuracy records (config.epochs > 0) add a plot and their table.
   lines += accuracy.results_md_section(recs, workdir)
   path = os.path.join(workdir, 'results.md')
@@ -76,3 +80,179 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
     f.write('\n'.join(lines))
   os.replace(tmp, path)
   return path
+
+
+# --------------------------------------------------------------------------
+# report.md, analysis.json and the plots (issue 4)
+
+QUESTION = ('Why does CNN training time per epoch grow so sharply when the convolution kernel '
+            'grows from 3×3 to 5×5, 7×7 …?')
+
+
+def _json_safe(v):
+  """NaN and inf become null, recursively (JSON has neither)."""
+  if isinstance(v, float) and not math.isfinite(v):
+    return None
+  if isinstance(v, dict):
+    return {k: _json_safe(x) for k, x in v.items()}
+  if isinstance(v, (list, tuple)):
+    return [_json_safe(x) for x in v]
+  return v
+
+
+def _write_atomic(path: str, text: str) -> str:
+  with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+  return path
+
+
+def _md_cell(s) -> str:
+  return str(s).replace('|', '\\|').replace('\n', ' ')
+
+
+def _exp_cell(fit: dict | None) -> str:
+  if not fit or fit.get('exponent') is None:
+    return '—'
+  se = fit.get('exponent_se')
+  return f'{fit["exponent"]:.2f}' + (f' ± {se:.2f}' if se is not None else '') + (
+      f' (r² {fit["r2"]:.2f})' if fit.get('r2') is not None else '')
+
+
+def roofline_table(recs: list[dict], result: dict) -> str:
+  """Per point: intensity, achieved vs attainable FLOP/s, bound, optimizer time, LOO error."""
+  from kernelscale import claims  # pylint: disable=g-import-not-at-top
+  best = result.get('prediction_model')
+  loo = {(p['padding'], p['k']): p for p in (result['loo'].get(best, {}).get('points', [])
+                                             if best else [])}
+  roof = {(p['padding'], p['kernel_size']): p for p in result['roofline']}
+  cols = ('k', 'padding', 'FLOP/byte', 'achieved GFLOP/s', 'attainable GFLOP/s',
+          'fraction', 'bound', 'optimizer ms', 'LOO predicted ms (error)')
+  out = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---:' for _ in cols) + '|']
+  for r in recs:
+    if r.get('status') != 'ok':
+      continue
+    p = roof.get((r['padding'], r['kernel_size']), {})
+    lp = loo.get((r['padding'], r['kernel_size']))
+    opt, _ = claims.optimizer_s(r)
+    out.append('| ' + ' | '.join([
+        str(r['kernel_size']), r['padding'], _f(p.get('intensity_flops_per_byte'), '.2f'),
+        _f(p.get('achieved_flops_per_s'), '.1f', 1e-9),
+        _f(p.get('attainable_flops_per_s'), '.1f', 1e-9), _f(p.get('achieved_fraction'), '.1%'),
+        p.get('bound') or '—', _f(opt, '.2f', 1e3),
+        (f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—')]) + ' |')
+  return '\n'.join(out)
+
+
+def fits_section(result: dict) -> list[str]:
+  """Exponent table per group, the line fits, leave-one-out errors and the ceilings."""
+  from kernelscale import analysis  # pylint: disable=g-import-not-at-top
+  groups = [g for g, f in result['fits'].items() if 'power_k' in f]
+  lines = ['## Scaling fits', '',
+           'Power laws y = c·k^e fitted by least squares on log-log axes; exponent ± standard '
+           'error (r² of the fit). A power law is only a summary: with VALID padding FLOPs rise '
+           'then fall, and the low r² says so.', '',
+           '| quantity | ' + ' | '.join(groups) + ' |', '|---|' + '---|' * len(groups)]
+  for m in analysis.FIT_METRICS:
+    lines.append(f'| {m} | ' + ' | '.join(
+        _exp_cell(result['fits'][g]['power_k'].get(m)) for g in groups) + ' |')
+  lines += ['', 'Line fit step_s = a + b·xla_flops (a: fixed cost per step; b: seconds per FLOP):', '']
+  for g, f in result['fits'].items():
+    lin = f.get('linear_step_s_vs_xla_flops')
+    if lin:
+      se = lambda v, s: f' ± {v * s:.3g}' if v is not None else ''
+      lines.append(f'- {g}: a = {lin["a"] * 1e3:.1f}{se(lin["a_se"], 1e3)} ms, b = '
+                   f'{lin["b"] * 1e12:.2f}{se(lin["b_se"], 1e12)} ms per GFLOP '
+                   f'(1/b = {1 / lin["b"] / 1e9 if lin["b"] > 0 else float("nan"):.1f} GFLOP/s), '
+                   f'r² {lin["r2"]:.2f}, n = {lin["n"]}')
+  lines += ['', 'Leave-one-out: each point\'s step time predicted from a fit to the others '
+            '(median |relative error|, worst):', '']
+  for m, v in result['loo'].items():
+    mark = ' ← used for predictions' if m == result.get('prediction_model') else ''
+    lines.append(f'- {analysis.MODEL_WORDS[m]}: ' + (
+        f'{v["median_abs_rel_error"]:.1%}, worst {v["max_abs_rel_error"]:.0%} over '
+        f'{len(v["points"])} points{mark}' if v['median_abs_rel_error'] is not None
+        else 'not enough points'))
+  c = result.get('ceilings')
+  lines += ['', '## Device ceilings', '']
+  if c:
+    bf = c.get('ceiling_bf16_flops_per_s')
+    lines += [f'- float32 matmul: {c["ceiling_flops_per_s"] / 1e9:.1f} GFLOP/s '
+              f'({c["matmul_n"]}×{c["matmul_n"]})',
+              f'- bfloat16 matmul: ' + (f'{bf / 1e9:.1f} GFLOP/s ({c.get("bf16_matmul_n")}²)'
+                                        if bf else 'not measured'),
+              f'- memory bandwidth: {c["ceiling_bytes_per_s"] / 1e9:.1f} GB/s (read + write, '
+              f'{c["copy_bytes_per_call"] / 2**20:.0f} MiB per call)',
+              f'- method: {c.get("method")}; device {c.get("device_key")}, measured '
+              f'{c.get("measured_at")}'] + [f'- note: {n}' for n in c.get('notes', [])]
+    steady = [c[f'{k}_median'] / c[k] for k in ('ceiling_flops_per_s', 'ceiling_bytes_per_s')
+              if c.get(f'{k}_median') and c.get(k)]
+    if steady and min(steady) < 0.8:
+      # Other processes only slow calls down: a median far below the best says
+      # the machine was shared while the ceilings were measured.
+      lines.append(f'- caution: median calls ran at {min(steady):.0%} of the best, so the '
+                   'machine was busy; the ceilings may be low and achieved fractions high')
+    lines.append(f'- bound rule: overhead when the step is over {result["overhead_factor"]:.0f}× '
+                 'its roofline floor (flops / attainable), else memory left of the ridge and '
+                 'compute right of it')
+  else:
+    lines.append('Not measured for this workdir (no ceilings.json): the roofline and the bound '
+                 'are left out.')
+  return lines
+
+
+PLOT_CAPTIONS = {
+    'scaling': 'Step time and XLA FLOPs against k on log-log axes, with the fitted power laws.',
+    'compile_vs_step': 'Compile time (kept out of step time) against the median step time.',
+    'roofline': 'Each point\'s achieved FLOP rate at its arithmetic intensity, under the '
+                'measured compute and bandwidth roofs.',
+    'phases': 'Profiled time per phase of the step, per point.',
+}
+
+
+def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str) -> str:
+  """Writes <workdir>/report.md: question, answer, table, verdicts, plots, then the fits."""
+  ok = [r for r in recs if r.get('status') == 'ok']
+  head = ok[0] if ok else (recs[0] if recs else {})
+  lines = ['# Why does training time grow with kernel size?', '', '## Question', '', QUESTION, '',
+           '## Answer', '', ' '.join(result['answer']), '',
+           '## Measurements', '',
+           f'`{head.get("experiment")}` on {head.get("platform")} ({head.get("device_kind")}), '
+           f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
+           f'XLA_FLAGS=`{head.get("xla_flags") or "(none)"}`; {len(ok)} of {len(recs)} points ok. '
+           f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '',
+           markdown_table(recs), '', roofline_table(recs, result), '',
+           '## Verdicts on the usual explanations', '',
+           '| # | claim | verdict | deciding numbers |', '|---|---|---|---|']
+  for c in result['claims']:
+    lines.append(f'| {c["id"]} | {_md_cell(c["claim"])} | **{c["verdict"]}** | '
+                 f'{_md_cell(c["evidence"])} |')
+  lines += ['', '## Plots', '']
+  for name, path in figures.items():
+    if path:
+      lines += [f'![{PLOT_CAPTIONS[name]}]({os.path.basename(path)})', '',
+                f'*{PLOT_CAPTIONS[name]}*', '']
+    elif name == 'phases':
+      lines += ['*No phase breakdown: no record carries profiled `phase_s`.*', '']
+    elif name == 'roofline':
+      lines += ['*No roofline plot: no device ceilings for this workdir.*', '']
+  lines += fits_section(result) + ['']
+  return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
+
+
+def write_all(recs: list[dict], workdir: str, ceilings: dict | None) -> dict:
+  """analysis.json, the plots and report.md from records (and ceilings) alone.
+
+  Returns:
+    {'analysis': the analysis dict, 'analysis_json', 'report_md', 'figures'}.
+  """
+  from kernelscale import analysis, plots  # pylint: disable=g-import-not-at-top
+  result = analysis.analyze(recs, ceilings)
+  ok = analysis.ok_records(recs)
+  figures = plots.draw_all(analysis.group_points(ok), result['fits'], result['roofline'],
+                           ceilings, ok, workdir) if ok else {}
+  result['figures'] = {k: (os.path.basename(v) if v else None) for k, v in figures.items()}
+  aj = _write_atomic(os.path.join(workdir, 'analysis.json'),
+                     json.dumps(_json_safe(result), indent=1, ensure_ascii=False))
+  md = write_report_md(recs, result, figures, workdir)
+  return {'analysis': result, 'analysis_json': aj, 'report_md': md, 'figures': figures}

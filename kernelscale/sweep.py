@@ -19,7 +19,8 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import accuracy, data, device, flops, measure, models, records, train
+from kernelscale import (accuracy, ceilings, data, device, flops, measure, models, profiling,
+                         records, train)
 
 
 # Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
@@ -87,6 +88,10 @@ def validate(config) -> list[Point]:
   if config.precision not in PRECISIONS:
     raise ConfigError(f'config.precision: unknown precision {config.precision!r}; use one of '
                       f'{PRECISIONS}')
+  if not isinstance(config.get('profile', False), bool):
+    raise ConfigError(f'config.profile: {config.profile!r} is not True or False')
+  if config.get('profile', False) and (not _is_int(config.profile_steps) or config.profile_steps < 1):
+    raise ConfigError(f'config.profile_steps: {config.profile_steps!r} is not an integer >= 1')
   if config.get('epochs', 0):
     try:
       accuracy.validate(config)
@@ -153,8 +158,12 @@ def _flag_value(name: str) -> int | None:
   return None
 
 
-def measure_point(pt: Point, config) -> dict:
-  """Compiles and times one point; returns its record fields (no context)."""
+def measure_point(pt: Point, config, workdir: str | None = None) -> dict:
+  """Compiles and times one point; returns its record fields (no context).
+
+  With `config.profile` and a workdir, a window of `config.profile_steps`
+  steps is then traced to <workdir>/tensorboard/<point name>/.
+  """
   notes: list[str] = []
   spec = data.spec(config)
   hw, c = _input_hw_c(spec)
@@ -200,6 +209,9 @@ def measure_point(pt: Point, config) -> dict:
   rec['first_step_s'] = first
   rec.update(measure.step_stats(times))
   rec['final_loss'] = float(metrics['loss'])
+  # The optimizer update timed alone, so its share of the step is measurable
+  # without profiler traces.
+  rec.update(ceilings.time_optimizer_update(state))
   med = rec['step_s_median']
   rec['achieved_flops_per_s'] = (rec['xla_flops'] / med) if rec['xla_flops'] else None
   if rec['xla_flops'] is None:
@@ -208,6 +220,12 @@ def measure_point(pt: Point, config) -> dict:
   rec['epoch_s'] = rec['steps_per_epoch'] * med
   rec['epoch_s_kind'] = 'projected'
   rec['analytic_phase_flops'] = per_layer
+  if config.get('profile', False) and workdir:
+    state, prof, n3 = profiling.profile_point(
+        compiled, state, batch, compiled.as_text(), jax.default_backend(),
+        config.profile_steps, os.path.join(workdir, 'tensorboard', pt.name), workdir, med)
+    rec.update(prof)
+    notes += n3
   rec['notes'] = notes
   return rec
 
@@ -236,7 +254,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
   out = []
   log(f'{len(pts)} points on {ctx["platform"]} ({ctx["device_kind"]}); '
       f'results -> {path}')
-  measure_fn = measure_point
+  measure_fn = functools.partial(measure_point, workdir=workdir)
   if config.get('epochs', 0):
     # Training for accuracy: the dataset is loaded once for all points.
     measure_fn = functools.partial(accuracy.train_point, dset=data.load(config, log))

@@ -39,8 +39,13 @@ def test_cli_end_to_end_quick(tmp_path):
     assert r['epoch_s'] == pytest.approx(r['steps_per_epoch'] * r['step_s_median'])
   assert recs[1]['xla_flops'] > recs[0]['xla_flops']
   assert (wd / 'results.md').exists()
+  for f in ('ceilings.json', 'analysis.json', 'report.md', 'scaling.png'):
+    assert (wd / f).exists(), f
+  assert all(r['optimizer_update_s'] > 0 for r in recs)
+  assert f'report: {wd / "report.md"}' in p.stdout
   assert 'XLA GFLOP' in p.stdout and 'achieved GFLOP/s' in p.stdout
   assert str(wd) in p.stdout
+  assert f'--logdir {wd}/tensorboard' in p.stdout and all(r['phase_s'] for r in recs)
 
 
 @pytest.mark.parametrize('args,field', [
@@ -53,6 +58,7 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.dtype=int8',), 'config.dtype'),
     (('--config.kernel_sizes=11', '--config.paddings=VALID'), 'conv2'),
     (('--config.nosuch=1',), 'nosuch'),
+    (('--config.profile_steps=0',), 'config.profile_steps'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'
@@ -87,3 +93,35 @@ def test_help_explains_flags():
   p = _run('--help')
   assert p.returncode == 0
   assert '--config' in p.stdout and '--workdir' in p.stdout and 'kernel_sizes' in p.stdout
+
+
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')
+
+
+def test_report_only_rebuilds_from_results_and_predicts(tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  wd = tmp_path / 'wd'
+  shutil.copytree(os.path.join(FIXTURES, 'seed_cpu'), wd)
+  before = (wd / 'results.jsonl').read_text()
+  p = _run('--report_only', f'--workdir={wd}', '--predict=13')
+  assert p.returncode == 0, p.stderr
+  assert (wd / 'results.jsonl').read_text() == before  # nothing measured or appended
+  for f in ('analysis.json', 'report.md', 'scaling.png', 'compile_vs_step.png', 'roofline.png'):
+    assert (wd / f).exists(), f
+  assert f'report: {wd / "report.md"}' in p.stdout
+  same = [l for l in p.stdout.splitlines() if l.startswith('predicted step at k=13 SAME')]
+  assert len(same) == 1 and 'interval' in same[0] and ' ms' in same[0]
+  assert 'k=13 VALID: none' in p.stdout and 'largest kernel' in p.stdout
+
+
+@pytest.mark.parametrize('args,msg', [
+    (('--report_only',), '--workdir'),
+    (('--report_only', '--workdir=/nonexistent/dir'), 'no results.jsonl'),
+    (('--report_only', '--workdir=/tmp', '--predict=0'), '--predict'),
+    (('--predict=x',), 'predict'),
+])
+def test_report_only_bad_input(args, msg):
+  p = _run(*args)
+  lines = [l for l in p.stderr.splitlines() if l.strip()]
+  assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith('error:'), p.stderr
+  assert msg in lines[0]

@@ -1,0 +1,472 @@
+"""What XLA actually emitted: parse the optimized HLO of the compiled step.
+
+`parse(compiled.as_text())` reads the module; `op_labels(module)` maps every
+instruction (the names a profiler trace reports as `hlo_op`) to a
+"layer/phase" label; `conv_impl(module, labels, platform)` says which
+implementation runs each convolution.
+
+Labels (the keys of a record's `phase_s`):
+  conv<N>/forward, conv<N>/backward_input, conv<N>/backward_filter
+      the convolutions; the first conv has no backward_input, its input is
+      the data. A layer's bias belongs to it: bias add -> forward, bias
+      gradient -> backward_filter (dL/dparams).
+  dense/forward, dense/backward     the matmuls and their bias work.
+  pooling/forward, pooling/backward max-pool and its gradient (on CPU XLA
+      rewrites select-and-scatter into an argmax reduce-window + scatter).
+  activation/forward, activation/backward   ReLU and its mask.
+  loss/all                          softmax cross-entropy, forward and back.
+  optimizer/update                  Adam (ops whose source is optax/flax.training).
+  other/all                         anything else with metadata (accuracy, step).
+  mixed/<a>+<b>                     a fusion holding two matrix ops of
+      different labels (e.g. two convs fused); never split by guesswork.
+
+How a fusion is labelled: every instruction inside it (recursively through
+called computations) gives evidence from its opcode and its `op_name`
+metadata (`jit(train_step)/transpose(jvp(ConvNet))/conv2/...`; `transpose(`
+marks the backward pass). The strongest evidence wins, in this order:
+convolution > dot > pooling > activation > loss > optimizer > layer bias >
+other. So a conv fusion with a bias+ReLU epilogue is the conv's, and a
+bias-add+ReLU fusion is activation. Two different convs/dots in one fusion
+give `mixed/...`.
+
+Instructions with no metadata (layout copies, iotas, broadcasts of zeros)
+inherit the label of the ops they feed when those agree, else of the ops
+that feed them, else `other/all`: a transpose that only prepares a conv's
+operand is part of that conv's cost on this backend.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+CONV_PHASES = ('forward', 'backward_input', 'backward_filter')
+
+_CALL_ATTR = re.compile(r'\b(?:calls|to_apply|body|condition)=%?([\w.\-]+)')
+_CALL_LIST = re.compile(r'\b(?:branch_computations|called_computations|calls)=\{([^}]*)\}')
+_OP_NAME = re.compile(r'op_name="((?:[^"\\]|\\.)*)"')
+_FRAME = re.compile(r'stack_frame_id=(\d+)')
+_TARGET = re.compile(r'custom_call_target="([^"]*)"')
+_DIM_LABELS = re.compile(r'dim_labels=([\w]+_[\w]+->[\w]+)')
+_DIMS = re.compile(r'\[([\d,]*)\]')
+_LAYER = re.compile(r'/(conv\d+|dense\d+)/')
+_PARAM_KERNEL = re.compile(r"\[\\?'(conv\d+)\\?'\]\[\\?'kernel\\?'\]")
+_MATRIX_TARGETS = ('__cublas$gemm', '__cublas$lt$matmul')
+
+
+@dataclasses.dataclass
+class Instr:
+  """One HLO instruction, as much of it as attribution needs."""
+  name: str
+  opcode: str
+  shape: str
+  operands: list[str]
+  calls: list[str]
+  op_name: str
+  stack_frame_id: int | None
+  attrs: str  # the raw text after the operand list (backend_config, window, ...)
+  computation: str
+
+  @property
+  def dims(self) -> tuple[int, ...]:
+    """Dimensions of the result (of its first element when it is a tuple)."""
+    m = _DIMS.search(self.shape)
+    return tuple(int(d) for d in m.group(1).split(',') if d) if m else ()
+
+  @property
+  def custom_call_target(self) -> str:
+    m = _TARGET.search(self.attrs)
+    return m.group(1) if m else ''
+
+
+@dataclasses.dataclass
+class Module:
+  """A parsed HLO module."""
+  name: str
+  entry: str
+  computations: dict[str, list[Instr]]
+  instrs: dict[str, Instr]
+  frame_files: dict[int, str]  # stack frame id -> source file of its innermost location
+
+  def users(self) -> dict[str, list[str]]:
+    """Instruction name -> names of instructions (same computation) that use it."""
+    out: dict[str, list[str]] = {n: [] for n in self.instrs}
+    for ins in self.instrs.values():
+      for o in ins.operands:
+        if o in out:
+          out[o].append(ins.name)
+    return out
+
+
+def _match_paren(s: str, i: int) -> int:
+  """Index just past the bracket closing the one at s[i]."""
+  depth = 0
+  pairs = {'(': ')', '{': '}', '[': ']'}
+  close = pairs[s[i]]
+  opener = s[i]
+  in_str = False
+  j = i
+  while j < len(s):
+    c = s[j]
+    if in_str:
+      if c == '\\':
+        j += 1
+      elif c == '"':
+        in_str = False
+    elif c == '"':
+      in_str = True
+    elif c == opener:
+      depth += 1
+    elif c == close:
+      depth -= 1
+      if depth == 0:
+        return j + 1
+    j += 1
+  return len(s)
+
+
+def _split_top(s: str) -> list[str]:
+  """Splits on commas that are not inside brackets."""
+  parts, depth, cur = [], 0, []
+  for c in s:
+    if c in '([{':
+      depth += 1
+    elif c in ')]}':
+      depth -= 1
+    if c == ',' and depth == 0:
+      parts.append(''.join(cur))
+      cur = []
+    else:
+      cur.append(c)
+  if cur:
+    parts.append(''.join(cur))
+  return [p.strip() for p in parts if p.strip()]
+
+
+def _parse_instr(line: str, computation: str) -> Instr | None:
+  body = line.strip()
+  if body.startswith('ROOT '):
+    body = body[5:]
+  if ' = ' not in body:
+    return None
+  name, rest = body.split(' = ', 1)
+  name = name.strip().lstrip('%')
+  if rest.startswith('('):
+    end = _match_paren(rest, 0)
+    shape, rest = rest[:end], rest[end:].lstrip()
+  else:
+    shape, _, rest = rest.partition(' ')
+  paren = rest.find('(')
+  if paren < 0:
+    return None
+  opcode = rest[:paren].strip()
+  end = _match_paren(rest, paren)
+  operand_text, attrs = rest[paren + 1:end - 1], rest[end:]
+  operand_text = re.sub(r'/\*.*?\*/', '', operand_text)  # e.g. /*index=5*/
+  operands = [p.split()[-1].lstrip('%') for p in _split_top(operand_text)]
+  calls = [m.group(1) for m in _CALL_ATTR.finditer(attrs)]
+  for m in _CALL_LIST.finditer(attrs):
+    calls += [c.strip().lstrip('%') for c in m.group(1).split(',') if c.strip()]
+  op = _OP_NAME.search(attrs)
+  frame = _FRAME.search(attrs)
+  return Instr(name, opcode, shape, operands, calls,
+               op.group(1).replace('\\"', '"') if op else '',
+               int(frame.group(1)) if frame else None, attrs, computation)
+
+
+def _parse_frames(lines: list[str]) -> dict[int, str]:
+  """Stack frame id -> file of its own location, from the module's frame tables."""
+  section, files, locs, frames = None, {}, {}, {}
+  for line in lines:
+    s = line.strip()
+    if s in ('FileNames', 'FunctionNames', 'FileLocations', 'StackFrames'):
+      section = s
+      continue
+    m = re.match(r'(\d+)\s+(.*)$', s)
+    if not m or section is None:
+      if not s:
+        continue
+      section = None
+      continue
+    i, val = int(m.group(1)), m.group(2)
+    if section == 'FileNames':
+      files[i] = val.strip('"')
+    elif section == 'FileLocations':
+      f = re.search(r'file_name_id=(\d+)', val)
+      locs[i] = int(f.group(1)) if f else None
+    elif section == 'StackFrames':
+      f = re.search(r'file_location_id=(\d+)', val)
+      frames[i] = int(f.group(1)) if f else None
+  return {i: files.get(locs.get(loc), '') for i, loc in frames.items()}
+
+
+def parse(text: str) -> Module:
+  """Parses the text of an HLO module (e.g. `compiled.as_text()`).
+
+  Args:
+    text: HLO module text, optimized or not.
+
+  Returns:
+    The Module: computations, instructions by name, stack-frame source files.
+  """
+  lines = text.splitlines()
+  name = ''
+  m = re.match(r'HloModule\s+([\w.\-]+)', text)
+  if m:
+    name = m.group(1)
+  comps: dict[str, list[Instr]] = {}
+  instrs: dict[str, Instr] = {}
+  entry, current = '', None
+  for line in lines:
+    if current is None:
+      s = line.strip()
+      if s.endswith('{') and not line.startswith((' ', '\t')) and not s.startswith('HloModule'):
+        head = s[len('ENTRY'):].strip() if s.startswith('ENTRY') else s
+        current = re.match(r'%?([\w.\-]+)', head).group(1)
+        comps[current] = []
+        if s.startswith('ENTRY'):
+          entry = current
+      continue
+    if line.strip() == '}':
+      current = None
+      continue
+    ins = _parse_instr(line, current)
+    if ins is not None:
+      comps[current].append(ins)
+      instrs[ins.name] = ins
+  return Module(name, entry, comps, instrs, _parse_frames(lines))
+
+
+def conv_kernels(module: Module) -> dict[str, tuple[int, ...]]:
+  """Conv layer -> kernel dims, from the entry parameters' metadata (state.params['convN']['kernel'])."""
+  out = {}
+  for ins in module.computations.get(module.entry, []):
+    if ins.opcode == 'parameter':
+      m = _PARAM_KERNEL.search(ins.op_name) or re.search(r'params__(conv\d+)____kernel', ins.name)
+      if m:
+        out[m.group(1)] = ins.dims
+  return dict(sorted(out.items()))
+
+
+def _inner(module: Module, ins: Instr, seen=None) -> list[Instr]:
+  """The instruction and everything in the computations it calls, recursively."""
+  seen = set() if seen is None else seen
+  out = [ins]
+  for c in ins.calls:
+    if c in seen or c not in module.computations:
+      continue
+    seen.add(c)
+    for sub in module.computations[c]:
+      out += _inner(module, sub, seen)
+  return out
+
+
+def _is_conv(ins: Instr) -> bool:
+  return ins.opcode == 'convolution' or (
+      ins.opcode == 'custom-call' and ins.custom_call_target.startswith('__cudnn$conv'))
+
+
+def _is_dot(ins: Instr) -> bool:
+  return ins.opcode == 'dot' or (
+      ins.opcode == 'custom-call' and ins.custom_call_target in _MATRIX_TARGETS)
+
+
+def _operand_dims(module: Module, ins: Instr) -> list[tuple[int, ...]]:
+  return [module.instrs[o].dims for o in ins.operands if o in module.instrs]
+
+
+def _conv_label(module: Module, ins: Instr, kernels: dict[str, tuple[int, ...]]) -> str:
+  """convN/<phase> of one convolution, from its shapes, the cuDNN target and op_name."""
+  backward = 'transpose(' in ins.op_name
+  m = _LAYER.search(ins.op_name)
+  named = m.group(1) if m and m.group(1).startswith('conv') else None
+  target = ins.custom_call_target
+  cands = [named] if named in kernels else list(kernels)
+  out = ins.dims
+  phase = layer = None
+  if 'BackwardFilter' in target:
+    phase = 'backward_filter'
+  elif 'BackwardInput' in target:
+    phase = 'backward_input'
+  elif 'Forward' in target:
+    phase = 'forward'
+  # A filter gradient has the kernel's shape (in some layout).
+  for l in cands:
+    if phase in (None, 'backward_filter') and sorted(out) == sorted(kernels[l]):
+      layer, phase = l, 'backward_filter'
+      break
+  if layer is None:
+    # Forward and backward-input both read the kernel; the output's feature
+    # count tells them apart (c_out forward, c_in backward).
+    ops = _operand_dims(module, ins)
+    dl = _DIM_LABELS.search(ins.attrs)
+    out_f = None
+    if dl and out:
+      f = dl.group(1).split('->')[1].find('f')
+      out_f = out[f] if 0 <= f < len(out) else None
+    for l in cands:
+      kd = kernels[l]
+      if any(sorted(d) == sorted(kd) for d in ops[1:2] or ops):
+        layer = l
+        if phase is None:
+          c_in, c_out = kd[-2], kd[-1]
+          if out_f == c_out and c_out != c_in:
+            phase = 'forward'
+          elif out_f == c_in and c_out != c_in:
+            phase = 'backward_input'
+        break
+  layer = layer or named or 'conv?'
+  if phase is None:
+    phase = 'backward_input' if backward else 'forward'
+  return f'{layer}/{phase}'
+
+
+# Evidence strength: lower wins.
+_RANK = {'conv': 0, 'dense': 1, 'pooling': 2, 'activation': 3, 'loss': 4,
+         'optimizer': 5, 'bias': 6, 'other': 7}
+_POOL_NAMES = ('reduce_window_max', 'select_and_scatter', 'max_pool', 'reduce_window')
+_POOL_OPS = ('reduce-window', 'select-and-scatter', 'scatter')
+_OPTIMIZER_FILES = ('/optax/', '/flax/training/')
+
+
+def _evidence(module: Module, ins: Instr, kernels) -> tuple[int, str] | None:
+  """(rank, label) that one instruction gives on its own, or None."""
+  if _is_conv(ins):
+    return _RANK['conv'], _conv_label(module, ins, kernels)
+  s = ins.op_name
+  if not s:
+    return None
+  back = 'transpose(' in s
+  layer = _LAYER.search(s)
+  if _is_dot(ins) and layer and layer.group(1).startswith('dense'):
+    return _RANK['dense'], 'dense/backward' if back else 'dense/forward'
+  model = 'ConvNet' in s or layer is not None
+  if model and not layer and (ins.opcode in _POOL_OPS or any(p in s for p in _POOL_NAMES)):
+    return _RANK['pooling'], 'pooling/backward' if back else 'pooling/forward'
+  if model and not layer and ('relu' in s or s.endswith('/select_n') or s.endswith('/max')):
+    return _RANK['activation'], 'activation/backward' if back else 'activation/forward'
+  if layer:
+    name = layer.group(1)
+    if name.startswith('dense'):
+      return _RANK['bias'], 'dense/backward' if back else 'dense/forward'
+    last = s.rsplit('/', 1)[-1]
+    if back and last == 'reduce_sum':
+      return _RANK['bias'], f'{name}/backward_filter'
+    if not back and last == 'add':
+      return _RANK['bias'], f'{name}/forward'
+    return None  # kernel flips, layout copies around a conv: inherit from neighbours
+  if model:
+    return None  # reshapes, comparisons inside pooling regions, ...
+  if 'jvp(' in s or 'softmax' in s or 'take_along_axis' in s:
+    return _RANK['loss'], 'loss/all'
+  src = module.frame_files.get(ins.stack_frame_id, '')
+  if any(f in src for f in _OPTIMIZER_FILES):
+    return _RANK['optimizer'], 'optimizer/update'
+  return _RANK['other'], 'other/all'
+
+
+def _own_label(module: Module, ins: Instr, kernels) -> str | None:
+  """Label from the instruction and what it calls; None when nothing says."""
+  ev = []
+  inner = _inner(module, ins)
+  for sub in inner:
+    if sub is ins and ins.calls and ins.opcode == 'fusion':
+      continue  # a fusion's own metadata repeats one inner op's
+    e = _evidence(module, sub, kernels)
+    if e is not None:
+      ev.append(e)
+  names = [s.op_name for s in inner if s.op_name]
+  if (any(s.opcode in _POOL_OPS for s in inner) and any('ConvNet' in n for n in names)
+      and not any(_LAYER.search(n) for n in names)):
+    # e.g. the argmax reduce-window of a pooling gradient: only its region's
+    # comparison carries metadata (ConvNet scope, no layer).
+    back = any('transpose(' in n for n in names)
+    ev.append((_RANK['pooling'], 'pooling/backward' if back else 'pooling/forward'))
+  if not ev:
+    return None
+  best = min(r for r, _ in ev)
+  top = sorted({l for r, l in ev if r == best})
+  if len(top) == 1:
+    return top[0]
+  if best <= _RANK['dense']:
+    return 'mixed/' + '+'.join(t.replace('/', '.') for t in top)
+  # Same class, both directions (e.g. a ReLU mask recomputed in the backward
+  # fusion): the backward op is what the fusion exists for.
+  back = [t for t in top if 'backward' in t]
+  return back[0] if len(back) == 1 else 'mixed/' + '+'.join(t.replace('/', '.') for t in top)
+
+
+def op_labels(module: Module, kernels: dict[str, tuple[int, ...]] | None = None) -> dict[str, str]:
+  """Every instruction outside fused computations -> "layer/phase".
+
+  Args:
+    module: from `parse`.
+    kernels: conv layer -> kernel dims; default from the entry parameters.
+
+  Returns:
+    {instruction name: label}; see the module docstring for the labels.
+  """
+  kernels = conv_kernels(module) if kernels is None else kernels
+  called = {c for ins in module.instrs.values() for c in ins.calls}
+  # Programs run the entry and the non-fused computations it calls (while
+  # bodies, ...); fused computations' instructions never appear in traces.
+  top = [ins for comp, lst in module.computations.items()
+         if comp == module.entry or comp not in called for ins in lst]
+  top += [ins for comp, lst in module.computations.items() if comp != module.entry and comp in called
+          and any(i.opcode in ('while', 'conditional', 'call') and comp in i.calls
+                  for i in module.instrs.values()) for ins in lst]
+  # Parameters and constants run no code; they neither get nor give labels.
+  labels = {ins.name: _own_label(module, ins, kernels) for ins in top
+            if ins.opcode not in ('parameter', 'constant')}
+  users = module.users()
+  for _ in range(len(labels)):
+    changed = False
+    for name, lab in labels.items():
+      if lab is not None:
+        continue
+      ins = module.instrs[name]
+      for group in ([u for u in users.get(name, []) if u in labels], [o for o in ins.operands if o in labels]):
+        got = {labels[g] for g in group if labels[g] is not None}
+        if len(got) == 1:
+          labels[name] = got.pop()
+          changed = True
+          break
+    if not changed:
+      break
+  return {k: (v or 'other/all') for k, v in labels.items()}
+
+
+def _impl(module: Module, ins: Instr, conv: Instr, platform: str) -> str:
+  """Implementation of one convolution `conv`, found at top-level instruction `ins`."""
+  cfg = ins.attrs
+  if '__ynn_fusion' in cfg:
+    return 'YNNPACK fusion'
+  if '__xnn_fusion' in cfg:
+    return 'XNNPACK fusion'
+  target = conv.custom_call_target
+  if target.startswith('__cudnn$'):
+    algo = re.search(r'"algo_id":"?(\d+)', conv.attrs)
+    return f'cuDNN {target}' + (f' algo {algo.group(1)}' if algo else '')
+  if '__cudnn$fusion' in cfg:
+    return 'cuDNN fusion'
+  if ins.opcode == 'fusion':
+    kind = re.search(r'kind=(k\w+)', cfg)
+    return f'XLA convolution fusion ({kind.group(1) if kind else "?"})'
+  if platform == 'cpu' and ins.opcode == 'convolution':
+    return 'Eigen (XLA CPU convolution)'
+  return f'XLA {ins.opcode}'
+
+
+def conv_impl(module: Module, labels: dict[str, str], platform: str) -> dict[str, str]:
+  """"convN/phase" -> implementation string for every convolution in the program.
+
+  CPU: "YNNPACK fusion", "XNNPACK fusion" or "Eigen (XLA CPU convolution)";
+  GPU: "cuDNN __cudnn$conv... algo N" (algorithm where the HLO shows one);
+  TPU: "XLA convolution fusion (kOutput)" and the like.
+  """
+  out: dict[str, set[str]] = {}
+  for name, lab in labels.items():
+    ins = module.instrs[name]
+    convs = [s for s in _inner(module, ins) if _is_conv(s)]
+    for c in convs:
+      out.setdefault(lab, set()).add(_impl(module, ins, c, platform))
+  return {k: ' + '.join(sorted(v)) for k, v in sorted(out.items())}

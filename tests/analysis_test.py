@@ -1,0 +1,125 @@
+"""Fits, roofline, leave-one-out and prediction, from fixture records; nothing measured."""
+import json
+import math
+import os
+
+import pytest
+
+from kernelscale import analysis, flops, records
+
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+
+
+def _load(name):
+  recs = records.load(os.path.join(FIX, name, 'results.jsonl'))
+  ceil = json.load(open(os.path.join(FIX, name, 'ceilings.json')))['cpu/cpu']
+  return recs, ceil
+
+
+def _rec(k, padding='SAME', step=None, **kw):
+  per = flops.layer_flops((32, 64), k, padding, 8)
+  tot = flops.summarize(per)
+  r = {'status': 'ok', 'model': 'seed', 'kernel_size': k, 'padding': padding,
+       'batch_size': 8, 'dtype': 'float32', 'analytic_phase_flops': per,
+       'xla_flops': tot['analytic_flops'], 'xla_bytes_accessed': tot['analytic_flops'] / 4,
+       'step_s_median': step, **tot}
+  r.update(kw)
+  return r
+
+
+def test_power_fit_recovers_exponent_and_uncertainty():
+  ks = [3, 5, 7, 9]
+  exact = analysis.power_fit(ks, [2.0 * k ** 1.7 for k in ks])
+  assert exact['exponent'] == pytest.approx(1.7) and exact['coef'] == pytest.approx(2.0)
+  assert exact['exponent_se'] == pytest.approx(0, abs=1e-9) and exact['r2'] == pytest.approx(1)
+  noisy = analysis.power_fit(ks, [k ** 2 * f for k, f in zip(ks, (1.1, 0.9, 1.05, 0.95))])
+  assert 0 < noisy['exponent_se'] < 0.5 and abs(noisy['exponent'] - 2) < 0.3
+  two = analysis.power_fit([3, 5], [1.0, 2.0])
+  assert two['exponent'] == pytest.approx(math.log(2) / math.log(5 / 3))
+  assert two['exponent_se'] is None  # no degrees of freedom left
+  # A missing value is left out and named; one k alone cannot be fitted.
+  assert analysis.power_fit([3, 5, 7], [1.0, None, 3.0])['dropped_k'] == [5]
+  assert analysis.power_fit([3, 5], [1.0, None])['exponent'] is None
+
+
+def test_linear_fit_splits_fixed_cost_from_cost_per_flop():
+  lin = analysis.linear_fit([1e9, 2e9, 4e9], [0.01 + 2e-11 * x for x in (1e9, 2e9, 4e9)])
+  assert lin['a'] == pytest.approx(0.01) and lin['b'] == pytest.approx(2e-11)
+
+
+@pytest.mark.parametrize('bytes_,step,bound', [
+    (5e7, 0.011, 'compute'),   # 20 FLOP/byte, right of the ridge (10): floor 1e9/1e11 = 0.01 s
+    (1e9, 0.12, 'memory'),     # 1 FLOP/byte, left of it: floor 1e9 bytes / 1e10 B/s = 0.1 s
+    (1e8, 0.5, 'overhead'),    # 50x its floor
+])
+def test_roofline_bound(bytes_, step, bound):
+  ceil = {'ceiling_flops_per_s': 1e11, 'ceiling_bytes_per_s': 1e10}
+  r = {'xla_flops': 1e9, 'xla_bytes_accessed': bytes_, 'step_s_median': step,
+       'kernel_size': 3, 'padding': 'SAME'}
+  p = analysis.roofline(r, ceil)
+  assert p['bound'] == bound
+  assert p['attainable_flops_per_s'] == min(1e11, p['intensity_flops_per_byte'] * 1e10)
+  assert p['achieved_fraction'] == pytest.approx(1e9 / step / p['attainable_flops_per_s'])
+  assert analysis.roofline(r, None)['bound'] is None
+
+
+def test_leave_one_out_picks_the_model_that_generates_the_data():
+  # Step time = 5 ms + FLOPs at 10 GFLOP/s: the line in FLOPs predicts exactly,
+  # including VALID where FLOPs fall with k and no power law in k can follow.
+  recs = [_rec(k, p) for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
+  for r in recs:
+    r['step_s_median'] = 0.005 + r['analytic_flops'] / 1e10
+  loo = analysis.leave_one_out(recs)
+  assert loo['linear_flops']['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
+  assert loo['power_k']['median_abs_rel_error'] > 0.01
+  assert analysis.choose_model(loo) in ('linear_flops', 'linear_flops_pooled')
+  # Data made as a power law in k: the power law wins.
+  pw = [_rec(k, 'SAME', step=0.001 * k ** 1.3) for k in (3, 5, 7, 9)]
+  loo = analysis.leave_one_out(pw)
+  assert loo['power_k']['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
+  assert analysis.choose_model(loo) == 'power_k'
+
+
+def test_predict_has_interval_and_skips_a_kernel_that_does_not_fit():
+  recs = [_rec(k, p, step=0.001 * k ** 1.3 * (1.05 if k == 5 else 1))
+          for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
+  out = {p['padding']: p for p in analysis.predict(recs, 13, 'power_k')}
+  same = out['SAME']
+  assert same['lo_s'] < same['step_s'] < same['hi_s']
+  assert same['step_s'] == pytest.approx(0.001 * 13 ** 1.3, rel=0.05)
+  assert 'largest kernel' in out['VALID']['reason'] and 'step_s' not in out['VALID']
+  lin = {p['padding']: p for p in analysis.predict(recs, 11, 'linear_flops')}
+  assert lin['SAME']['model'] == 'linear_flops' and lin['SAME']['step_s'] > 0
+
+
+def test_analyze_real_fixture_has_every_key_and_json_round_trips():
+  recs, ceil = _load('seed_cpu')
+  res = analysis.analyze(recs, ceil)
+  for key in ('ceilings', 'fits', 'loo_median_abs_rel_error', 'claims'):
+    assert key in res
+  assert set(res['fits']) >= {'SAME', 'VALID'}
+  same = res['fits']['SAME']['power_k']
+  for m in analysis.FIT_METRICS:
+    assert same[m]['exponent'] is not None and same[m]['exponent_se'] is not None
+  # xla_flops in the SAME run: 3.0 -> 18.9 GFLOP over k = 3..9.
+  expect = math.log(recs[3]['xla_flops'] / recs[0]['xla_flops']) / math.log(3)
+  assert abs(same['xla_flops']['exponent'] - expect) < 0.1
+  assert [c['id'] for c in res['claims']] == [1, 2, 3, 4, 5]
+  assert res['loo_median_abs_rel_error'] == res['loo'][res['prediction_model']][
+      'median_abs_rel_error']
+  assert all(p['bound'] in ('compute', 'memory', 'overhead') for p in res['roofline'])
+  json.dumps(res, allow_nan=True)
+
+
+def test_failed_points_are_left_out():
+  recs = [_rec(k, step=0.001 * k) for k in (3, 5, 7)]
+  recs.append({'status': 'failed', 'kernel_size': 9, 'padding': 'SAME', 'error': 'OOM'})
+  res = analysis.analyze(recs, None)
+  assert res['n_ok'] == 3 and res['fits']['SAME']['k'] == [3, 5, 7]
+  assert res['roofline'][0]['reason'] == 'no ceilings measured'
+
+
+def test_groups_split_on_a_field_that_differs():
+  recs = [_rec(k, step=0.001 * k) for k in (3, 5)] + [
+      _rec(k, step=0.002 * k, batch_size=16) for k in (3, 5)]
+  assert set(analysis.group_points(recs)) == {'SAME b8', 'SAME b16'}

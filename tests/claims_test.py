@@ -1,0 +1,136 @@
+"""Claim verdicts from fixture records: different numbers give different verdicts."""
+import copy
+import json
+import os
+
+import pytest
+
+from kernelscale import analysis, claims, records
+
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+
+
+def _load(name):
+  recs = records.load(os.path.join(FIX, name, 'results.jsonl'))
+  ceil = json.load(open(os.path.join(FIX, name, 'ceilings.json')))['cpu/cpu']
+  return recs, ceil
+
+
+def _verdicts(recs, ceil):
+  return {c['id']: c['verdict'] for c in analysis.analyze(recs, ceil)['claims']}
+
+
+def _same(recs):
+  return {r['kernel_size']: r for r in recs if r['padding'] == 'SAME'}
+
+
+def test_real_and_synthetic_fixtures_get_different_verdicts():
+  real = _verdicts(*_load('seed_cpu'))
+  synth = _verdicts(*_load('synthetic'))
+  # seed_cpu is a real run: SAME step time ∝ k^1.0 while conv FLOPs ∝ k^1.8,
+  # tiny optimizer, flat temp memory; synthetic: step ∝ k², optimizer takes 60%
+  # of the growth, temp memory ∝ k², every point under the memory roof.
+  assert real == {1: 'partly holds', 2: 'partly holds', 3: 'does not hold',
+                  4: 'does not hold', 5: 'does not hold'}
+  assert synth == {1: 'holds', 2: 'does not hold', 3: 'does not hold', 4: 'holds', 5: 'holds'}
+
+
+def test_every_claim_has_vocabulary_and_numbers():
+  res = analysis.analyze(*_load('seed_cpu'))
+  for c in res['claims']:
+    assert c['verdict'] in claims.VOCABULARY
+    assert c['claim'] == claims.CLAIMS[c['id']]
+    assert any(ch.isdigit() for ch in c['evidence']) and 'Rule:' in c['evidence']
+
+
+@pytest.mark.parametrize('exponent,verdict', [(2.0, 'holds'), (1.0, 'partly holds')])
+def test_claim1_follows_the_step_time_exponent(exponent, verdict):
+  recs, ceil = _load('seed_cpu')
+  for k, r in _same(recs).items():
+    r['step_s_median'] = 0.01 * k ** exponent
+  assert _verdicts(recs, ceil)[1] == verdict
+
+
+def test_claim1_does_not_hold_when_neither_work_nor_time_grow_like_k2():
+  recs, ceil = _load('seed_cpu')
+  for k, r in _same(recs).items():
+    r['step_s_median'] = 0.01 * k ** 0.5
+    r['analytic_conv_flops'] = 1e9 * k ** 0.8
+  assert _verdicts(recs, ceil)[1] == 'does not hold'
+
+
+def test_claim2_turns_on_the_conv_share():
+  recs, ceil = _load('seed_cpu')
+  assert _verdicts(recs, ceil)[2] == 'partly holds'
+  for r in recs:
+    r['analytic_flops'] = 3 * r['analytic_conv_flops']  # conv now a third of the step
+  assert _verdicts(recs, ceil)[2] == 'does not hold'
+  # A profiled conv time share overrides the FLOP share.
+  recs, ceil = _load('seed_cpu')
+  for r in recs:
+    r['phase_s'] = {'conv2/forward': 0.1, 'dense/forward': 0.3, 'optimizer/update': 0.001}
+  assert _verdicts(recs, ceil)[2] == 'does not hold'
+
+
+def test_claim3_not_measured_for_an_unknown_model():
+  recs, ceil = _load('seed_cpu')
+  for r in recs:
+    r['model'] = 'not-a-model'
+  assert _verdicts(recs, ceil)[3] == 'not measured'
+
+
+def test_claim4_turns_on_memory_growth_and_the_bound():
+  recs, ceil = _load('seed_cpu')
+  assert _verdicts(recs, ceil)[4] == 'does not hold'
+  grown = copy.deepcopy(recs)
+  for k, r in _same(grown).items():
+    r['temp_bytes'] = int(1e6 * k ** 2)
+  assert _verdicts(grown, ceil)[4] == 'partly holds'
+  slow_memory = dict(ceil, ceiling_bytes_per_s=ceil['ceiling_bytes_per_s'] / 50)
+  assert _verdicts(grown, slow_memory)[4] == 'holds'
+  assert _verdicts(recs, slow_memory)[4] == 'partly holds'
+  assert _verdicts(recs, None)[4] == 'not measured'
+
+
+def test_claim5_turns_on_the_optimizer_share_of_the_growth():
+  recs, ceil = _load('seed_cpu')
+  same = _same(recs)
+  growth = same[9]['step_s_median'] - same[3]['step_s_median']
+  assert _verdicts(recs, ceil)[5] == 'does not hold'
+  same[9]['optimizer_update_s'] = same[3]['optimizer_update_s'] + 0.3 * growth
+  assert _verdicts(recs, ceil)[5] == 'partly holds'
+  same[9]['optimizer_update_s'] = same[3]['optimizer_update_s'] + 0.7 * growth
+  assert _verdicts(recs, ceil)[5] == 'holds'
+  # The profiled phase, when present, is used instead of the separate timing.
+  for r in recs:
+    r['phase_s'] = {'conv2/forward': r['step_s_median'], 'optimizer/update': 0.0005}
+  res = analysis.analyze(recs, ceil)['claims'][4]
+  assert res['verdict'] == 'does not hold' and 'profiled' in res['numbers']['source']
+  for r in recs:
+    r.pop('phase_s')
+    r.pop('optimizer_update_s')
+  assert _verdicts(recs, ceil)[5] == 'not measured'
+
+
+def test_answer_is_at_most_three_sentences_with_this_runs_numbers():
+  recs, ceil = _load('seed_cpu')
+  res = analysis.analyze(recs, ceil)
+  assert len(res['answer']) <= 3
+  same = _same(recs)
+  text = ' '.join(res['answer'])
+  assert f'{same[3]["step_s_median"] * 1e3:.1f} ms' in text
+  assert f'{same[9]["step_s_median"] * 1e3:.1f} ms' in text
+  # Each element is one sentence: one final full stop, none inside but decimals.
+  for s in res['answer']:
+    assert s.endswith('.') and '. ' not in s
+
+
+def test_a_thin_trace_is_not_used():
+  recs, ceil = _load('synthetic')
+  assert _verdicts(recs, ceil)[2] == 'does not hold'  # profiled conv share 37%
+  for r in recs:
+    r['trace_coverage'] = 0.4
+  res = analysis.analyze(recs, ceil)['claims']
+  # Back to the FLOP share (conv ~98% of FLOPs) and the separately timed update.
+  assert res[1]['verdict'] == 'partly holds' and 'trace_coverage 40%' in res[1]['evidence']
+  assert 'timed alone' in res[4]['numbers']['source']

@@ -1,0 +1,136 @@
+"""Optimized-HLO parsing: op -> layer/phase labels and conv implementations.
+
+The CPU fixture is real (tests/fixtures/make_trace_fixture.py); the GPU and
+TPU modules below are small hand-written modules in the text form XLA prints,
+to check the parser on backends this machine does not have.
+"""
+import gzip
+import os
+
+import pytest
+
+from kernelscale import hlo
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+YNN, EIGEN = 'seed_k3_b32_cpu', 'seed_k3_b32_cpu_eigen'  # the CPU conv paths
+CONV_KEYS = {'conv1/forward', 'conv1/backward_filter', 'conv2/forward',
+             'conv2/backward_input', 'conv2/backward_filter'}
+
+
+def _fixture(name=YNN):
+  with gzip.open(os.path.join(FIXTURES, name + '.hlo.txt.gz'), 'rt') as f:
+    return hlo.parse(f.read())
+
+
+def test_parse_fixture_module_and_kernels():
+  m = _fixture()
+  assert m.name == 'jit_train_step' and m.entry in m.computations
+  assert hlo.conv_kernels(m) == {'conv1': (3, 3, 1, 32), 'conv2': (3, 3, 32, 64)}
+
+
+@pytest.mark.parametrize('name', [YNN, EIGEN])
+def test_fixture_conv_labels_one_per_phase_and_no_conv1_backward_input(name):
+  m = _fixture(name)
+  labels = hlo.op_labels(m)
+  conv_ops = {}
+  for name, lab in labels.items():
+    if any(s.opcode == 'convolution' for s in hlo._inner(m, m.instrs[name])):  # pylint: disable=protected-access
+      conv_ops.setdefault(lab, []).append(name)
+  assert set(conv_ops) == CONV_KEYS
+  assert all(len(v) == 1 for v in conv_ops.values()), conv_ops
+  assert 'conv1/backward_input' not in labels.values()
+
+
+@pytest.mark.parametrize('name', [YNN, EIGEN])
+def test_fixture_other_phases_present(name):
+  labels = set(hlo.op_labels(_fixture(name)).values())
+  for want in ('dense/forward', 'dense/backward', 'pooling/forward', 'pooling/backward',
+               'activation/forward', 'activation/backward', 'loss/all', 'optimizer/update'):
+    assert want in labels, want
+  assert not any(l.startswith('mixed/') for l in labels)
+
+
+@pytest.mark.parametrize('name,impl', [(YNN, 'YNNPACK fusion'),
+                                       (EIGEN, 'Eigen (XLA CPU convolution)')])
+def test_fixture_conv_impl(name, impl):
+  m = _fixture(name)
+  assert hlo.conv_impl(m, hlo.op_labels(m), 'cpu') == {k: impl for k in CONV_KEYS}
+
+
+# Shapes of the seed net's conv2 at k=3, batch 4; no op_name metadata, so the
+# phases must come from the shapes alone. The operand transpose has no
+# metadata either and must inherit the label of the conv it feeds.
+_EIGEN = """HloModule jit_train_step, is_scheduled=true
+
+ENTRY %main (p0: f32[3,3,32,64], x: f32[4,14,14,32], dy: f32[4,14,14,64]) -> (f32[4,14,14,64], f32[4,14,14,32], f32[3,3,32,64]) {
+  %p0 = f32[3,3,32,64]{3,2,1,0} parameter(0), metadata={op_name="state.params[\\'conv2\\'][\\'kernel\\']"}
+  %x = f32[4,14,14,32]{3,2,1,0} parameter(1)
+  %dy = f32[4,14,14,64]{3,2,1,0} parameter(2)
+  %fwd = f32[4,14,14,64]{3,2,1,0} convolution(%x, %p0), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
+  %wt = f32[3,3,64,32]{3,2,1,0} transpose(%p0), dimensions={0,1,3,2}
+  %bin = f32[4,14,14,32]{3,2,1,0} convolution(%dy, %wt), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
+  %bfl = f32[32,3,3,64]{3,2,1,0} convolution(%x, %dy), window={size=14x14 pad=1_1x1_1}, dim_labels=f01b_i01o->b01f
+  ROOT %t = (f32[4,14,14,64]{3,2,1,0}, f32[4,14,14,32]{3,2,1,0}, f32[32,3,3,64]{3,2,1,0}) tuple(%fwd, %bin, %bfl)
+}
+"""
+
+
+def test_conv_phase_from_shapes_and_eigen_impl():
+  m = hlo.parse(_EIGEN)
+  labels = hlo.op_labels(m)
+  assert labels['fwd'] == 'conv2/forward'
+  assert labels['bin'] == 'conv2/backward_input'
+  assert labels['bfl'] == 'conv2/backward_filter'
+  assert labels['wt'] == 'conv2/backward_input'  # feeds only the backward-input conv
+  impl = hlo.conv_impl(m, labels, 'cpu')
+  assert set(impl.values()) == {'Eigen (XLA CPU convolution)'}
+
+
+_GPU = """HloModule jit_train_step
+
+ENTRY %main (x: f32[4,28,28,1], w: f32[3,3,1,32]) -> f32[4,28,28,32] {
+  %x = f32[4,28,28,1]{3,2,1,0} parameter(0)
+  %w = f32[3,3,1,32]{3,2,1,0} parameter(1), metadata={op_name="state.params[\\'conv1\\'][\\'kernel\\']"}
+  %cudnn-conv.1 = (f32[4,28,28,32]{3,2,1,0}, u8[0]{0}) custom-call(%x, %w), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, custom_call_target="__cudnn$convForward", metadata={op_name="jit(train_step)/jvp(ConvNet)/conv1/conv_general_dilated"}, backend_config={"operation_queue_id":"0","cudnn_conv_backend_config":{"activation_mode":"kNone","conv_result_scale":1,"algorithm":{"algo_id":"28","math_type":"DEFAULT_MATH","is_cudnn_frontend":false,"workspace_size":"0"}}}
+  ROOT %get-tuple-element.3 = f32[4,28,28,32]{3,2,1,0} get-tuple-element(%cudnn-conv.1), index=0
+}
+"""
+
+_TPU = """HloModule jit_train_step
+
+%fused_computation (param_0: f32[4,28,28,1], param_1: f32[3,3,1,32]) -> f32[4,28,28,32] {
+  %param_0 = f32[4,28,28,1]{3,2,1,0} parameter(0)
+  %param_1 = f32[3,3,1,32]{3,2,1,0} parameter(1)
+  ROOT %convolution.1 = f32[4,28,28,32]{3,2,1,0} convolution(%param_0, %param_1), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, metadata={op_name="jit(train_step)/jvp(ConvNet)/conv1/conv_general_dilated"}
+}
+
+ENTRY %main (x: f32[4,28,28,1], w: f32[3,3,1,32]) -> f32[4,28,28,32] {
+  %x = f32[4,28,28,1]{3,2,1,0} parameter(0)
+  %w = f32[3,3,1,32]{3,2,1,0} parameter(1), metadata={op_name="state.params[\\'conv1\\'][\\'kernel\\']"}
+  ROOT %fusion.3 = f32[4,28,28,32]{3,2,1,0} fusion(%x, %w), kind=kOutput, calls=%fused_computation, metadata={op_name="jit(train_step)/jvp(ConvNet)/conv1/conv_general_dilated"}
+}
+"""
+
+
+@pytest.mark.parametrize('text,platform,op,impl', [
+    (_GPU, 'gpu', 'cudnn-conv.1', 'cuDNN __cudnn$convForward algo 28'),
+    (_TPU, 'tpu', 'fusion.3', 'XLA convolution fusion (kOutput)'),
+])
+def test_gpu_cudnn_and_tpu_fusion_impl(text, platform, op, impl):
+  m = hlo.parse(text)
+  labels = hlo.op_labels(m)
+  assert labels[op] == 'conv1/forward'
+  assert hlo.conv_impl(m, labels, platform) == {'conv1/forward': impl}
+
+
+def test_two_convs_in_one_fusion_are_mixed_not_dropped():
+  text = _TPU.replace(
+      'ROOT %convolution.1 = f32[4,28,28,32]{3,2,1,0} convolution(%param_0, %param_1)',
+      '%convolution.1 = f32[4,28,28,32]{3,2,1,0} convolution(%param_0, %param_1)').replace(
+          'metadata={op_name="jit(train_step)/jvp(ConvNet)/conv1/conv_general_dilated"}\n}',
+          'metadata={op_name="jit(train_step)/jvp(ConvNet)/conv1/conv_general_dilated"}\n'
+          '  ROOT %convolution.2 = f32[1,3,3,32]{3,2,1,0} convolution(%param_0, %convolution.1), '
+          'window={size=28x28 pad=1_1x1_1}, dim_labels=f01b_i01o->b01f, '
+          'metadata={op_name="jit(train_step)/transpose(jvp(ConvNet))/conv1/conv_general_dilated"}\n}', 1)
+  m = hlo.parse(text)
+  assert hlo.op_labels(m)['fusion.3'] == 'mixed/conv1.backward_filter+conv1.forward'
