@@ -236,6 +236,8 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
       lines += ['*No phase breakdown: no record carries profiled `phase_s`.*', '']
     elif name == 'roofline':
       lines += ['*No roofline plot: no device ceilings for this workdir.*', '']
+  # Training-for-accuracy records (config.epochs > 0): the accuracy-against-time plot.
+  lines += accuracy.results_md_section(recs, workdir)
   lines += fits_section(result) + ['']
   return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
 

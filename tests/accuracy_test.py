@@ -95,6 +95,7 @@ def test_cli_trains_learns_and_records_measured_times(tmp_path):
   assert r['train_loss'] < 1.0
   md = (wd / 'results.md').read_text()
   assert 'Accuracy against time' in md and (wd / accuracy.PLOT_FILE).exists()
+  assert f']({accuracy.PLOT_FILE})' in (wd / 'report.md').read_text()
   assert 'test accuracy' in p.stdout
 
 
