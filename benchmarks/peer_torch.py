@@ -14,7 +14,8 @@ median of its steps. Printed per k: the median over rounds of each side's step
 time, and the median over rounds of the paired ratio kernelscale / torch.
 
 Run (2-core CPU, about 3 min for the default k=3..11):
-    python benchmarks/peer_torch.py                       # jaxlib's default conv path
+    python benchmarks/peer_torch.py                       # cpu_conv=auto, as run.py runs
+    python benchmarks/peer_torch.py --cpu_conv=ynnpack    # jaxlib's out-of-the-box conv path
     python benchmarks/peer_torch.py --cpu_conv=eigen      # XLA's Eigen conv path
     python benchmarks/peer_torch.py --kernel_sizes=3,7 --rounds=3 --steps=3
 
@@ -36,8 +37,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-# XLA CPU: keep convolutions out of the YNNPACK fusion so they take Eigen.
-EIGEN_FLAG = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
 SKIP_MESSAGE = ('skip: PyTorch is not installed; benchmarks/peer_torch.py compares against '
                 'PyTorch eager and needs it (pip install torch; it is not a kernelscale '
                 'requirement)')
@@ -56,38 +55,12 @@ def host_threads() -> int:
     return os.cpu_count() or 1
 
 
-def xla_flags_for(cpu_conv: str, extra: str, inherited: str) -> str:
-  """The XLA_FLAGS value to export: the inherited one, --xla_flags, then the conv path."""
-  parts = [p for p in (inherited.strip(), extra.strip()) if p]
-  if cpu_conv == 'eigen' and EIGEN_FLAG not in ' '.join(parts):
-    parts.append(EIGEN_FLAG)
-  return ' '.join(parts)
-
-
-def conv_placement(hlo_text: str) -> dict:
-  """Counts the convolutions of an optimized CPU HLO module by who runs them.
-
-  A convolution inside a computation called by a `__ynn_fusion` fusion runs in
-  YNNPACK; any other convolution is emitted by XLA itself (Eigen on CPU).
-
-  Returns:
-    {'ynnpack': n, 'xla': m}.
-  """
-  ynn_called = set()
-  for line in hlo_text.splitlines():
-    if '__ynn_fusion' in line:
-      m = re.search(r'calls=%?([\w.\-]+)', line)
-      if m:
-        ynn_called.add(m.group(1))
-  counts = {'ynnpack': 0, 'xla': 0}
-  comp = None
-  for line in hlo_text.splitlines():
-    head = re.match(r'^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$', line)
-    if head:
-      comp = head.group(1)
-    elif re.search(r'\bconvolution\(', line):
-      counts['ynnpack' if comp in ynn_called else 'xla'] += 1
-  return counts
+def conv_impls(compiled, platform: str) -> str:
+  """The distinct conv implementations in a compiled step, e.g. 'Eigen (XLA CPU convolution)'."""
+  from kernelscale import hlo  # pylint: disable=g-import-not-at-top
+  module = hlo.parse(compiled.as_text())
+  impls = hlo.conv_impl(module, hlo.op_labels(module), platform)
+  return ' + '.join(sorted(set(impls.values()))) or 'none found'
 
 
 def torch_seed_net(torch, kernel_size: int, features=(32, 64), hidden: int = 128,
@@ -172,7 +145,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     their medians (`jax_step_s`, `torch_step_s`), the median paired ratio
     (`ratio`, kernelscale / torch, with `ratio_min`/`ratio_max` over rounds),
     the fastest single step of each side and their ratio (`jax_best_s`,
-    `torch_best_s`, `best_ratio`), `params`, `compile_s`, the conv placement,
+    `torch_best_s`, `best_ratio`), `params`, `compile_s`, the conv implementations (`conv_impl`),
     and per variant {'step_s', 'ratio' (variant / torch), 'vs_kernelscale',
     'best_s', 'best_ratio'} under `variants`.
   """
@@ -263,7 +236,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
           # the least disturbed view of each side.
           'jax_best_s': best['jax'], 'torch_best_s': best['torch'],
           'best_ratio': best['jax'] / best['torch'],
-          'conv_placement': conv_placement(ks.compiled.as_text()) if device == 'cpu' else None,
+          'conv_impl': conv_impls(ks.compiled, jax.devices()[0].platform),
           'jax_loss': float(ks.metrics['loss']), 'torch_loss': float(metrics['loss']),
           'variants': out_variants}
 
@@ -304,9 +277,10 @@ def _parse(argv):
   p.add_argument('--warmup', default='2', help='untimed steps per side before round 1; default 2')
   p.add_argument('--device', default=None,
                  help='cpu or cuda; default cuda when torch sees a GPU, else cpu')
-  p.add_argument('--cpu_conv', default='default',
-                 help='XLA CPU convolution path: default (jaxlib out of the box, YNNPACK) or '
-                      f'eigen (adds {EIGEN_FLAG})')
+  p.add_argument('--cpu_conv', default='auto',
+                 help='XLA CPU convolution path, as config.cpu_conv: auto (default; what '
+                      'run.py picks), ynnpack (jaxlib out of the box; "default" is the same) '
+                      'or eigen')
   p.add_argument('--xla_flags', default='',
                  help='extra XLA_FLAGS, appended to any inherited XLA_FLAGS before jax starts')
   a = p.parse_args(argv)
@@ -325,8 +299,10 @@ def _parse(argv):
   a.kernel_sizes = ks
   if a.device not in (None, 'cpu', 'cuda'):
     _fail(f'--device: {a.device!r}; use cpu or cuda')
-  if a.cpu_conv not in ('default', 'eigen'):
-    _fail(f'--cpu_conv: {a.cpu_conv!r}; use default or eigen')
+  from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
+  a.cpu_conv = {'default': 'ynnpack'}.get(a.cpu_conv, a.cpu_conv)
+  if a.cpu_conv not in device.CPU_CONV_CHOICES:
+    _fail(f'--cpu_conv: {a.cpu_conv!r}; use one of {", ".join(device.CPU_CONV_CHOICES)}')
   return a
 
 
@@ -340,9 +316,11 @@ def main(argv=None) -> int:
   device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
   if device == 'cuda' and not torch.cuda.is_available():
     _fail('--device: cuda asked, but this torch build sees no CUDA device')
+  from kernelscale import device as ks_device  # pylint: disable=g-import-not-at-top
   # Set before jax is imported: both take effect only at backend start.
-  os.environ['XLA_FLAGS'] = xla_flags_for(args.cpu_conv, args.xla_flags,
-                                          os.environ.get('XLA_FLAGS', ''))
+  if args.xla_flags:
+    os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {args.xla_flags}'.strip()
+  conv = ks_device.configure_cpu_conv(args.cpu_conv) if device == 'cpu' else None
   os.environ.setdefault('JAX_PLATFORMS', 'cpu' if device == 'cpu' else 'cuda')
   threads = host_threads()
   # torch defaults to the physical cores; XLA sizes its pool from the usable ones.
@@ -350,10 +328,11 @@ def main(argv=None) -> int:
 
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_enable_compilation_cache', False)
-  path = 'eigen' if EIGEN_FLAG in os.environ['XLA_FLAGS'] else 'default (YNNPACK fusions)'
   print(f'device: {device} (jax: {jax.devices()[0].device_kind}); torch {torch.__version__}, '
         f'jax {jax.__version__}')
-  print(f'XLA_FLAGS={os.environ["XLA_FLAGS"]!r}  -> CPU conv path asked: {path}')
+  print(f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}' + (
+      f'; cpu_conv={conv["cpu_conv"]} -> {conv["cpu_conv_path"]} ({conv["cpu_conv_reason"]})'
+      if conv else ''))
   print(f'threads: torch {torch.get_num_threads()} (intra-op), '
         f'{torch.get_num_interop_threads()} (inter-op); XLA uses its own pool sized from '
         f'the {threads} usable cores')
@@ -367,15 +346,13 @@ def main(argv=None) -> int:
     _fail(str(e))
   print()
   print('| k | kernelscale ms | torch ms | kernelscale/torch (rounds min-max) '
-        '| fastest steps ms | fastest ratio | convs in YNNPACK / XLA |')
+        '| fastest steps ms | fastest ratio | conv implementation (compiled HLO) |')
   print('|---|---|---|---|---|---|---|')
   for r in results:
-    cp = r['conv_placement']
-    place = f'{cp["ynnpack"]} / {cp["xla"]}' if cp else 'n/a'
     print(f'| {r["kernel_size"]} | {r["jax_step_s"] * 1e3:.1f} | {r["torch_step_s"] * 1e3:.1f} '
           f'| {r["ratio"]:.2f} ({r["ratio_min"]:.2f}-{r["ratio_max"]:.2f}) '
           f'| {r["jax_best_s"] * 1e3:.1f} / {r["torch_best_s"] * 1e3:.1f} '
-          f'| {r["best_ratio"]:.2f} | {place} |')
+          f'| {r["best_ratio"]:.2f} | {r["conv_impl"]} |')
   return 0
 
 
