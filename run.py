@@ -20,7 +20,7 @@ import datetime
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,6 +86,11 @@ def _prepare() -> None:
 
 
 def main(argv):
+  # jax logs each backend it probes and fails to find (e.g. no libtpu on a CPU
+  # machine) at INFO, which absl prints by default; only warnings matter here.
+  # --verbosity=0 restores it.
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
   if _PREPARE.value is not None:

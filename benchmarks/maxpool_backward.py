@@ -9,6 +9,7 @@ its VJP by itself (jit, warm, blocked, median of N), after a ReLU as in the net.
 
     python benchmarks/maxpool_backward.py                 # batch 128
     python benchmarks/maxpool_backward.py --batch_size=32
+    python benchmarks/maxpool_backward.py --shapes=22x32,5x64   # seed VALID k=7's pools
 """
 from __future__ import annotations
 
@@ -46,11 +47,15 @@ def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument('--batch_size', type=int, default=128)
   ap.add_argument('--steps', type=int, default=15)
+  ap.add_argument('--shapes', default='28x32,14x64',
+                  help='pool inputs as HWxC, comma-separated (default: the seed net SAME pools)')
   a = ap.parse_args()
   print(f'{jax.devices()[0].device_kind}, batch {a.batch_size}, median of {a.steps}')
   rng = np.random.default_rng(0)
-  # The seed net's two pools: after conv1 (28x28x32) and conv2 (14x14x64).
-  shapes = ((28, 32), (14, 64))
+  try:
+    shapes = tuple(tuple(int(v) for v in s.split('x')) for s in a.shapes.split(','))
+  except ValueError:
+    ap.error(f'--shapes: {a.shapes!r} is not a list like 28x32,14x64')
   xs = [jnp.asarray(rng.standard_normal((a.batch_size, hw, hw, c), dtype=np.float32))
         for hw, c in shapes]
   gs = [jnp.asarray(rng.standard_normal((a.batch_size, hw // 2, hw // 2, c), dtype=np.float32))
