@@ -127,7 +127,10 @@ def main(argv):
     _fail(str(e))
   print(f'workdir: {os.path.abspath(workdir)}')
   print(f'cpu conv path: {backend["cpu_conv_path"]} ({backend["cpu_conv_reason"]})')
-  recs = sweep.run(config, workdir, extra_context=backend)
+  try:
+    recs = sweep.run(config, workdir, extra_context=backend)
+  except KeyboardInterrupt:
+    _interrupted(workdir)
   print()
   print(report.text_table(recs))
   md = report.write_results_md(recs, workdir)
@@ -198,15 +201,36 @@ def _analyse(recs, workdir, ceil):
   print(f'report: {os.path.abspath(out["report_md"])}')
 
 
+def _interrupted(workdir: str) -> None:
+  """Ctrl-C mid-sweep: say what was kept and how to use it, exit 130."""
+  path = os.path.join(workdir, 'results.jsonl')
+  n = 0
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      n = sum(1 for line in f if line.strip())
+  print(f'\ninterrupted: {n} finished point(s) kept in {os.path.abspath(path)}'
+        + (f'; build their report with: python run.py --report_only --workdir={workdir}'
+           if n else ''), file=sys.stderr)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  # Records are fsynced already. Skip interpreter teardown: with a step or a
+  # profiler session cut off mid-way, XLA's runtime can crash while exiting.
+  os._exit(130)
+
+
 def _compare_backends(config, workdir: str) -> None:
   """experiments/backends.py: each CPU conv path in its own child process."""
-  from kernelscale import backends, device, sweep  # pylint: disable=g-import-not-at-top
+  from kernelscale import backends, device, models, sweep  # pylint: disable=g-import-not-at-top
   for path in config.compare_cpu_conv:
     if path not in device.CPU_CONV_CHOICES[1:]:
       _fail(f'config.compare_cpu_conv: unknown path {path!r}; use ynnpack and/or eigen')
+  if config.cpu_conv != 'auto':
+    _fail(f'config.cpu_conv: {config.cpu_conv!r} has no effect here: this experiment runs each '
+          'path of config.compare_cpu_conv in turn')
   try:
+    sweep.validate(config)  # the children's fields, before any child starts
     sweep.check_workdir(workdir)
-  except sweep.ConfigError as e:
+  except (sweep.ConfigError, models.ShapeError) as e:
     _fail(str(e))
   print(f'workdir: {os.path.abspath(workdir)}')
   try:

@@ -22,9 +22,10 @@ DOMINANT_SHARE = 0.5    # a part that is at least half of the step dominates it
 GROWS = 1.05            # a ratio above this counts as growth (5% margin for noise)
 MEMORY_GROWS = 1.5      # "uses more memory": at least 1.5x from smallest to largest k
 OPT_HOLDS, OPT_PARTLY = 0.5, 0.1  # optimizer share of the step-time growth
-# Profiled phase times are used only when the trace attributes at least this
-# share of the step (trace_coverage); a thinner trace gives shares that mislead.
-MIN_TRACE_COVERAGE = 0.8
+# Profiled phase times are used only when the trace attributes between these
+# shares of the step (trace_coverage): a thinner trace, or a traced window that
+# ran much slower than the timed steps, gives shares that mislead.
+MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = 0.8, 1.2
 
 CLAIMS = {
     1: 'Work per output position grows with k² ("9 operations for 3×3, 25 for 5×5").',
@@ -126,9 +127,9 @@ def claim_k_squared(groups, fits, g) -> dict:
 
 
 def trusted_phases(rec: dict) -> dict | None:
-  """phase_s when present and its trace_coverage (if recorded) is high enough."""
+  """phase_s when present and its trace_coverage (if recorded) is in range."""
   ph, cov = rec.get('phase_s'), rec.get('trace_coverage')
-  if not ph or (cov is not None and cov < MIN_TRACE_COVERAGE):
+  if not ph or (cov is not None and not MIN_TRACE_COVERAGE <= cov <= MAX_TRACE_COVERAGE):
     return None
   return ph
 
@@ -161,7 +162,7 @@ def claim_filters(groups, g) -> dict:
   flop_share = [r['analytic_conv_flops'] / r['analytic_flops'] for r in (lo, hi)]
   time_share = _phase_share(hi, 'conv')
   share, basis = (time_share, 'time') if time_share is not None else (flop_share[1], 'FLOP')
-  thin = hi.get('phase_s') and time_share is None  # profiled, but trace_coverage too low
+  thin = hi.get('phase_s') and time_share is None  # profiled, but trace_coverage out of range
   changes = any(abs(b / a - 1) > GROWS - 1 for a, b in zip(*mults) if a)
   verdict = NOT_HOLD if share < DOMINANT_SHARE else HOLDS if changes else PARTLY
   names = [l.name for l in conv_shapes(lo)]
@@ -171,8 +172,8 @@ def claim_filters(groups, g) -> dict:
         f'{flop_share[1]:.0%} of step FLOPs'
         + (f', {time_share:.0%} of profiled step time at k={hi["kernel_size"]}'
            if time_share is not None else '')
-        + (f' (profile not used: trace_coverage {hi.get("trace_coverage"):.0%} < '
-           f'{MIN_TRACE_COVERAGE:.0%})' if thin else '')
+        + (f' (profile not used: trace_coverage {hi.get("trace_coverage"):.0%} outside '
+           f'{MIN_TRACE_COVERAGE:.0%}–{MAX_TRACE_COVERAGE:.0%})' if thin else '')
         + f'. Rule: does not hold if conv is < {DOMINANT_SHARE:.0%} of the step ({basis} share); '
           'holds if c_in·c_out changes with k; partly holds if it multiplies the dominant work '
           'but is the same at every k (it sets the size of the work, not its growth).')

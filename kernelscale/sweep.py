@@ -50,8 +50,16 @@ def _is_int(v) -> bool:
   return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _as_tuple(v):
-  return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+def _as_tuple(v) -> tuple:
+  items = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+  out = []
+  for x in items:
+    if isinstance(x, str):
+      # --config.paddings=SAME,VALID arrives as one string 'SAME,VALID'.
+      out += [p.strip() for p in x.split(',') if p.strip()]
+    else:
+      out.append(x)
+  return tuple(out)
 
 
 def validate(config) -> list[Point]:
@@ -67,7 +75,12 @@ def validate(config) -> list[Point]:
   for k in ks:
     if not _is_int(k) or k < 1:
       raise ConfigError(f'config.kernel_sizes: {k!r} is not an integer >= 1')
+  dup = sorted({k for k in ks if ks.count(k) > 1}, key=str)
+  if dup:
+    raise ConfigError(f'config.kernel_sizes: {dup[0]!r} is listed twice; each point is measured once')
   pads = _as_tuple(config.paddings)
+  if len(set(pads)) != len(pads):
+    raise ConfigError(f'config.paddings: a padding is listed twice in {pads}')
   for p in pads:
     if p not in models.PADDINGS:
       raise ConfigError(f'config.paddings: unknown padding {p!r}; use one of {models.PADDINGS}')
@@ -121,8 +134,13 @@ def check_workdir(workdir: str) -> str:
   """Creates the workdir and proves it writable, before any measurement.
 
   Raises:
-    ConfigError: naming --workdir when it cannot be created or written.
+    ConfigError: naming --workdir when it cannot be created or written, or
+      when it already holds a run's results.jsonl (appending a second run
+      would mix two runs in one analysis).
   """
+  if os.path.exists(os.path.join(workdir, 'results.jsonl')):
+    raise ConfigError(f'--workdir: {workdir!r} already holds a results.jsonl; give a new '
+                      'folder, or use --report_only to rebuild the report from it')
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, '.write_test')

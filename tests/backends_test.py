@@ -48,3 +48,15 @@ def test_backends_quick_end_to_end(tmp_path):
   assert 'Eigen speed-up' in (tmp_path / 'wd' / 'backends.md').read_text()
   # The quick form never decides for later runs.
   assert not (tmp_path / 'cache' / 'kernelscale' / 'cpu_conv.json').exists()
+
+
+def test_backends_bad_child_field_fails_before_any_child(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XDG_CACHE_HOME=str(tmp_path / 'cache'))
+  for arg, field in (('--config.kernel_sizes=0', 'config.kernel_sizes'),
+                     ('--config.cpu_conv=eigen', 'config.cpu_conv')):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'),
+                        f'--config={ROOT}/experiments/backends.py:quick', arg,
+                        f'--workdir={tmp_path}/wd'],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and p.stderr.startswith(f'error: {field}'), p.stderr
+    assert not (tmp_path / 'wd' / 'ynnpack-round0').exists()

@@ -134,3 +134,12 @@ def test_a_thin_trace_is_not_used():
   # Back to the FLOP share (conv ~98% of FLOPs) and the separately timed update.
   assert res[1]['verdict'] == 'partly holds' and 'trace_coverage 40%' in res[1]['evidence']
   assert 'timed alone' in res[4]['numbers']['source']
+
+
+def test_trusted_phases_needs_coverage_in_range():
+  ph = {'conv2/forward': 0.1, 'optimizer/update': 0.001}
+  assert claims.trusted_phases({'phase_s': ph, 'trace_coverage': 0.95}) == ph
+  assert claims.trusted_phases({'phase_s': ph, 'trace_coverage': 0.5}) is None
+  # A traced window much slower than the timed steps inflates every phase.
+  assert claims.trusted_phases({'phase_s': ph, 'trace_coverage': 2.2}) is None
+  assert claims.trusted_phases({'phase_s': ph}) == ph

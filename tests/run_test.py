@@ -125,3 +125,25 @@ def test_report_only_bad_input(args, msg):
   lines = [l for l in p.stderr.splitlines() if l.strip()]
   assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith('error:'), p.stderr
   assert msg in lines[0]
+
+
+def test_paddings_as_comma_list_and_existing_workdir_refused(tmp_path):
+  wd = tmp_path / 'wd'
+  p = _run(QUICK, '--config.kernel_sizes=3', '--config.paddings=SAME,VALID',
+           '--config.profile=False', f'--workdir={wd}')
+  assert p.returncode == 0, p.stderr
+  recs = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  assert [r['padding'] for r in recs] == ['SAME', 'VALID']
+  # A second run into the same folder would mix two runs in one analysis.
+  p = _run(QUICK, '--config.kernel_sizes=3', f'--workdir={wd}')
+  assert p.returncode == 2 and p.stderr.startswith('error: --workdir') and 'report_only' in p.stderr
+  assert len(open(wd / 'results.jsonl').readlines()) == 2
+
+
+@pytest.mark.parametrize('args,field', [
+    (('--config.kernel_sizes=3,3',), 'config.kernel_sizes'),
+    (('--config.paddings=SAME,SAME',), 'config.paddings'),
+])
+def test_duplicate_points_refused(tmp_path, args, field):
+  p = _run(QUICK, *args, f'--workdir={tmp_path}/wd')
+  assert p.returncode == 2 and p.stderr.startswith(f'error: {field}')
