@@ -167,6 +167,12 @@ def _report_only(workdir):
     _fail(f'--workdir: {e}')
   if not recs:
     _fail(f'--workdir: {path} holds no records')
+  paths = {r.get('cpu_conv_path') for r in recs if r.get('cpu_conv_path')}
+  if len(paths) > 1:
+    # One analysis over two conv paths would fit a law through two machines.
+    _fail(f'--workdir: {workdir!r} holds records of several CPU conv paths '
+          f'({", ".join(sorted(paths))}: an experiments/backends.py run); its comparison is '
+          'backends.md there; --report_only works on each <path>-roundN folder inside it')
   ok = [r for r in recs if r.get('status') == 'ok']
   key = ceilings.device_key(ok[0].get('platform'), ok[0].get('device_kind')) if ok else None
   print(report.text_table(recs))

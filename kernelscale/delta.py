@@ -147,7 +147,7 @@ def plot(ds: list[dict], path: str) -> str | None:
                fontsize=11)
   ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=110, bbox_inches='tight')  # keep a long title whole on narrow plots
   plt.close(fig)
   return path
 

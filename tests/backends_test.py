@@ -60,3 +60,15 @@ def test_backends_bad_child_field_fails_before_any_child(tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 2 and p.stderr.startswith(f'error: {field}'), p.stderr
     assert not (tmp_path / 'wd' / 'ynnpack-round0').exists()
+
+
+def test_report_only_refuses_mixed_conv_paths(tmp_path):
+  wd = tmp_path / 'wd'
+  wd.mkdir()
+  with open(wd / 'results.jsonl', 'w') as f:
+    for path in ('ynnpack', 'eigen'):
+      f.write(json.dumps({'status': 'ok', 'kernel_size': 3, 'padding': 'SAME',
+                          'cpu_conv_path': path}) + '\n')
+  p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), '--report_only',
+                      f'--workdir={wd}'], capture_output=True, text=True, timeout=120)
+  assert p.returncode == 2 and p.stderr.startswith('error: --workdir') and 'backends.md' in p.stderr
