@@ -59,6 +59,11 @@ def with_eigen(flags: str, eigen: bool) -> str:
   return ' '.join(kept)
 
 
+def conv_path(flags: str) -> str:
+  """The CPU conv path that XLA_FLAGS selects: 'eigen' or 'ynnpack' (jax's default)."""
+  return 'eigen' if EIGEN_FLAG in flags.split() else 'ynnpack'
+
+
 def record_measurement(speedup_eigen: float, detail: dict) -> str:
   """Caches a measured Eigen/YNNPACK speed ratio for this machine; returns the path.
 
@@ -99,7 +104,7 @@ def configure_cpu_conv(choice: str) -> dict:
   measured = cache.get(key)
   speedup = measured.get('speedup_eigen') if measured else None
   if choice == 'auto' and _YNN_FLAG_PREFIX in flags:
-    path = 'eigen' if EIGEN_FLAG in flags.split() else 'ynnpack'
+    path = conv_path(flags)
     reason = 'auto: XLA_FLAGS already chooses the conv path; left as set'
   elif choice == 'auto' and measured is not None:
     path = 'eigen' if speedup > 1.0 else 'ynnpack'

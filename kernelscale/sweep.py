@@ -159,8 +159,8 @@ def context() -> dict:
           'device_count': jax.device_count(), 'jax_version': jax.__version__,
           'jaxlib_version': jaxlib.__version__,
           'xla_flags': os.environ.get('XLA_FLAGS', ''),
-          'cpu_conv_path': ('eigen' if device.EIGEN_FLAG in os.environ.get('XLA_FLAGS', '').split()
-                            else 'ynnpack') if dev.platform == 'cpu' else None,
+          'cpu_conv_path': (device.conv_path(os.environ.get('XLA_FLAGS', ''))
+                            if dev.platform == 'cpu' else None),
           'xla_gpu_autotune_level': _flag_value('--xla_gpu_autotune_level'),
           'host': _platform.node(), 'cpu_count': os.cpu_count()}
 
@@ -176,11 +176,13 @@ def _flag_value(name: str) -> int | None:
   return None
 
 
-def measure_point(pt: Point, config, workdir: str | None = None) -> dict:
+def measure_point(pt: Point, config, workdir: str | None = None,
+                  dset: data.Dataset | None = None) -> dict:
   """Compiles and times one point; returns its record fields (no context).
 
   With `config.profile` and a workdir, a window of `config.profile_steps`
-  steps is then traced to <workdir>/tensorboard/<point name>/.
+  steps is then traced to <workdir>/tensorboard/<point name>/. `dset` is the
+  loaded TFDS dataset when config.data is not synthetic (run() loads it once).
   """
   notes: list[str] = []
   spec = data.spec(config)
@@ -195,7 +197,7 @@ def measure_point(pt: Point, config, workdir: str | None = None) -> dict:
   rec.update(flops.summarize(per_layer))
   rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c,
                                     num_classes=ncls)
-  # Shapes via eval_shape: parameter count cross-checked without allocating.
+  # The analytic parameter count is cross-checked against the real model's.
   state = train.create_state(module, config.learning_rate,
                              jax.random.PRNGKey(config.seed), spec.image_shape)
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
@@ -206,7 +208,8 @@ def measure_point(pt: Point, config, workdir: str | None = None) -> dict:
     batch = data.synthetic_batch(pt.batch_size, config.seed)
   else:
     # The step's time does not depend on pixel values, but a real batch is what users expect.
-    batch = data.first_batch(data.load(config), pt.batch_size, config.seed)
+    batch = data.first_batch(dset if dset is not None else data.load(config), pt.batch_size,
+                             config.seed)
 
   # Precision is fixed at lowering time: it becomes an attribute of each
   # conv/dot in the HLO.
@@ -272,10 +275,11 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
   out = []
   log(f'{len(pts)} points on {ctx["platform"]} ({ctx["device_kind"]}); '
       f'results -> {path}')
-  measure_fn = functools.partial(measure_point, workdir=workdir)
+  # A real dataset is loaded (decoded or from its cache) once for all points.
+  dset = None if config.data == 'synthetic' else data.load(config, log)
+  measure_fn = functools.partial(measure_point, workdir=workdir, dset=dset)
   if config.get('epochs', 0):
-    # Training for accuracy: the dataset is loaded once for all points.
-    measure_fn = functools.partial(accuracy.train_point, dset=data.load(config, log))
+    measure_fn = functools.partial(accuracy.train_point, dset=dset)
   for i, pt in enumerate(pts, 1):
     t0 = time.perf_counter()
     rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
