@@ -151,18 +151,25 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
   by_point = {(p['padding'], p['kernel_size']): p for p in roof}
   fig, ax = plt.subplots(figsize=(7.5, 5))
   ints = []
+  bounds = {p.get('bound') for p in roof if p.get('intensity_flops_per_byte')}
+  # One bound for every point is said once, in the legend; labels then hold only k.
+  common = next(iter(bounds)) if len(bounds) == 1 else None
   for i, (g, rs) in enumerate(groups.items()):
     pts = [by_point.get((r['padding'], r['kernel_size'])) for r in rs]
     pts = [p for p in pts if p and p.get('intensity_flops_per_byte')]
     x = [p['intensity_flops_per_byte'] for p in pts]
     y = [p['achieved_flops_per_s'] / 1e9 for p in pts]
     ints += x
-    ax.plot(x, y, MARKERS[i % len(MARKERS)], label=f'{g} train step (label: k, bound)')
-    # Groups label on alternate sides so that nearby points of two groups stay legible.
+    ax.plot(x, y, MARKERS[i % len(MARKERS)],
+            label=f'{g} train step (label: k' + (f'; all {common}-bound)' if common else ', bound)'))
+    # Groups label on alternate sides, and points within a group alternate up
+    # and down, so that nearby points stay legible.
     above = i % 2 == 0
-    for p, xi, yi in zip(pts, x, y):
-      ax.annotate(f'k={p["kernel_size"]} {p.get("bound") or ""}', (xi, yi),
-                  textcoords='offset points', xytext=(-5, 5) if above else (5, -11),
+    for j, (p, xi, yi) in enumerate(zip(pts, x, y)):
+      dy = 5 + 8 * (j % 2)
+      ax.annotate(f'k={p["kernel_size"]}' + ('' if common else f' {p.get("bound") or ""}'),
+                  (xi, yi), textcoords='offset points',
+                  xytext=(-5, dy) if above else (5, -6 - dy),
                   ha='right' if above else 'left', fontsize=7, color=ax.lines[-1].get_color())
   ridge = peak / bw
   lo = min(ints + [ridge]) / 10
