@@ -13,7 +13,11 @@ runs one untimed step, then `--steps` timed steps; a round's figure is the
 median of its steps. Printed per k: the median over rounds of each side's step
 time, and the median over rounds of the paired ratio kernelscale / torch.
 
-Run (2-core CPU, about 3 min for the default k=3..11):
+kernelscale's side is timed twice where they differ: as written (`nn.Conv`,
+conv_algo=xla) and with conv_algo=auto (kernelscale/convs.py: the same
+function, a faster algorithm per layer); both alternate with torch.
+
+Run (2-core CPU, about 4 min for the default k=3..11):
     python benchmarks/peer_torch.py                       # cpu_conv=auto, as run.py runs
     python benchmarks/peer_torch.py --cpu_conv=ynnpack    # jaxlib's out-of-the-box conv path
     python benchmarks/peer_torch.py --cpu_conv=eigen      # XLA's Eigen conv path
@@ -241,27 +245,59 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
           'variants': out_variants}
 
 
+def auto_variant(kernel_size: int, platform: str) -> dict:
+  """{'auto': module} when conv_algo=auto runs other algorithms than nn.Conv at this k, else {}."""
+  from kernelscale import models  # pylint: disable=g-import-not-at-top
+  module = models.build('seed', kernel_size, 'SAME', 'float32', conv_algo='auto',
+                        platform=platform)
+  return {'auto': module} if module.conv_algos else {}
+
+
 def compare(kernel_sizes, batch_size: int, rounds: int, steps: int, device: str = 'cpu',
             warmup: int = 2, log: Callable[[str], None] = print) -> list[dict]:
   """`compare_one` for every k, logging one line per k as it finishes.
 
+  kernelscale's step is timed as written (`nn.Conv`, conv_algo=xla) and, where
+  conv_algo=auto picks other algorithms at that k, with those too, in the same
+  rotation as torch's.
+
   Returns:
     The per-k result dicts, in order.
   """
+  from kernelscale import models  # pylint: disable=g-import-not-at-top
+  platform = {'cpu': 'cpu', 'cuda': 'gpu'}[device]
   out = []
   for k in kernel_sizes:
-    res = compare_one(k, batch_size, rounds, steps, device, warmup)
+    variants = auto_variant(k, platform)
+    res = compare_one(k, batch_size, rounds, steps, device, warmup, variants=variants)
+    res['auto_algos'] = (models.layer_algos(variants['auto']) if variants else
+                         {'conv1': 'xla', 'conv2': 'xla'})
     log(_line(res))
     out.append(res)
   return out
 
 
+def fastest(r: dict) -> tuple[str, float, float]:
+  """(which, step_s, ratio to torch) of kernelscale's faster step: 'xla' or 'auto'."""
+  a = r['variants'].get('auto')
+  if a and a['step_s'] < r['jax_step_s']:
+    return 'auto', a['step_s'], a['ratio']
+  return 'xla', r['jax_step_s'], r['ratio']
+
+
+def _algos(r: dict) -> str:
+  return '+'.join(r['auto_algos'][f'conv{i}'] for i in (1, 2))
+
+
 def _line(r: dict) -> str:
-  return (f'k={r["kernel_size"]:<3} kernelscale {r["jax_step_s"] * 1e3:8.1f} ms   '
+  a = r['variants'].get('auto')
+  auto = (f'   auto ({_algos(r)}) {a["step_s"] * 1e3:.1f} ms, ratio {a["ratio"]:.2f}' if a
+          else '   auto = xla at this k')
+  return (f'k={r["kernel_size"]:<3} kernelscale xla {r["jax_step_s"] * 1e3:8.1f} ms   '
           f'torch {r["torch_step_s"] * 1e3:8.1f} ms   ratio {r["ratio"]:.2f} '
           f'(rounds {r["ratio_min"]:.2f}-{r["ratio_max"]:.2f}; fastest steps '
           f'{r["jax_best_s"] * 1e3:.1f} / {r["torch_best_s"] * 1e3:.1f} ms = '
-          f'{r["best_ratio"]:.2f})   params {r["params"]}')
+          f'{r["best_ratio"]:.2f}){auto}')
 
 
 def _parse(argv):
@@ -345,14 +381,20 @@ def main(argv=None) -> int:
   except ValueError as e:
     _fail(str(e))
   print()
-  print('| k | kernelscale ms | torch ms | kernelscale/torch (rounds min-max) '
-        '| fastest steps ms | fastest ratio | conv implementation (compiled HLO) |')
-  print('|---|---|---|---|---|---|---|')
+  print('| k | xla (nn.Conv) ms | auto ms (conv1+conv2) | torch ms | xla/torch (rounds min-max) '
+        '| auto/torch | kernelscale\'s best/torch | xla conv implementation (compiled HLO) |')
+  print('|---|---|---|---|---|---|---|---|')
   for r in results:
-    print(f'| {r["kernel_size"]} | {r["jax_step_s"] * 1e3:.1f} | {r["torch_step_s"] * 1e3:.1f} '
-          f'| {r["ratio"]:.2f} ({r["ratio_min"]:.2f}-{r["ratio_max"]:.2f}) '
-          f'| {r["jax_best_s"] * 1e3:.1f} / {r["torch_best_s"] * 1e3:.1f} '
-          f'| {r["best_ratio"]:.2f} | {r["conv_impl"]} |')
+    a = r['variants'].get('auto')
+    auto_ms = f'{a["step_s"] * 1e3:.1f} ({_algos(r)})' if a else f'= xla ({_algos(r)})'
+    auto_ratio = f'{a["ratio"]:.2f}' if a else '—'
+    print(f'| {r["kernel_size"]} | {r["jax_step_s"] * 1e3:.1f} | {auto_ms} '
+          f'| {r["torch_step_s"] * 1e3:.1f} '
+          f'| {r["ratio"]:.2f} ({r["ratio_min"]:.2f}-{r["ratio_max"]:.2f}) | {auto_ratio} '
+          f'| {fastest(r)[2]:.2f} | {r["conv_impl"]} |')
+  print()
+  print('auto: conv_algo=auto, the same network computed with the algorithm per layer that '
+        'kernelscale/convs.py picks (taps, dft or xla); xla: nn.Conv as written.')
   return 0
 
 

@@ -114,11 +114,13 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
   h, _, c = ds.image_shape
   B, epochs = pt.batch_size, config.epochs
   prefetch = config.get('prefetch', 2)
-  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, h, c).clone(
-      num_classes=ds.num_classes)
+  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, h, c,
+                        conv_algo=config.get('conv_algo', 'xla'),
+                        platform=jax.default_backend()).clone(num_classes=ds.num_classes)
   per_layer = flops.layer_flops(module.features, pt.kernel_size, pt.padding, B, h, c,
                                 num_classes=ds.num_classes)
   rec: dict = dict(flops.summarize(per_layer))
+  rec['conv_algos'] = models.layer_algos(module)
   rec['params'] = flops.param_count(module.features, pt.kernel_size, pt.padding, h, c,
                                     num_classes=ds.num_classes)
   state = train.create_state(module, config.learning_rate, jax.random.PRNGKey(config.seed),

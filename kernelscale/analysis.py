@@ -32,7 +32,8 @@ FIT_METRICS = ('step_s_median', 'xla_flops', 'xla_bytes_accessed', 'temp_bytes',
 OVERHEAD_FACTOR = 10.0
 INTERVAL = 0.90  # two-sided prediction interval
 # Fields that, when they differ between records, make separate fit groups.
-GROUP_FIELDS = ('model', 'batch_size', 'dtype', 'xla_flags', 'data', 'cpu_conv', 'variant')
+GROUP_FIELDS = ('model', 'batch_size', 'dtype', 'xla_flags', 'data', 'cpu_conv', 'conv_algo',
+                'variant')
 PREDICTION_MODELS = ('power_k', 'linear_flops', 'linear_flops_pooled')
 MODEL_WORDS = {
     'power_k': 'power law in k, per padding',

@@ -10,6 +10,9 @@ Labels (the keys of a record's `phase_s`):
       the convolutions; the first conv has no backward_input, its input is
       the data. A layer's bias belongs to it: bias add -> forward, bias
       gradient -> backward_filter (dL/dparams).
+  conv<N>/backward                  the whole backward of a conv layer run by
+      convs.dft_conv (conv_algo=auto), whose input and filter gradients
+      share their stages; its forward is conv<N>/forward.
   dense/forward, dense/backward     the matmuls and their bias work.
   pooling/forward, pooling/backward max-pool and its gradient (on CPU XLA
       rewrites select-and-scatter into an argmax reduce-window + scatter).
@@ -321,6 +324,10 @@ def _conv_label(module: Module, ins: Instr, kernels: dict[str, tuple[int, ...]])
 
 
 # Evidence strength: lower wins.
+# Opcodes that, inside a conv layer's scope, do the layer's main work when the
+# layer runs a non-`xla` algorithm of kernelscale.convs (dft's matmuls, taps'
+# multiply-adds).
+_ALGO_OPS = ('dot', 'multiply')
 _RANK = {'conv': 0, 'dense': 1, 'pooling': 2, 'activation': 3, 'loss': 4,
          'optimizer': 5, 'bias': 6, 'other': 7}
 _POOL_NAMES = ('reduce_window_max', 'select_and_scatter', 'max_pool', 'reduce_window')
@@ -348,6 +355,11 @@ def _evidence(module: Module, ins: Instr, kernels) -> tuple[int, str] | None:
     name = layer.group(1)
     if name.startswith('dense'):
       return _RANK['bias'], 'dense/backward' if back else 'dense/forward'
+    if ins.opcode in _ALGO_OPS:
+      # A conv layer computed without a convolution op (convs.dft_conv's
+      # matmuls, convs.taps_conv's multiply-adds). dft's backward computes the
+      # input and filter gradients from shared stages: one phase, `<conv>/backward`.
+      return _RANK['conv'], f'{name}/backward' if back else f'{name}/forward'
     last = s.rsplit('/', 1)[-1]
     if back and last == 'reduce_sum':
       return _RANK['bias'], f'{name}/backward_filter'

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from kernelscale import convs
+
 PADDINGS = ('SAME', 'VALID')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
@@ -40,11 +42,36 @@ def max_pool_2x2(x_BxHxWxC):
     return x.reshape(B, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))
 
 
+class AlgoConv(nn.Module):
+  """`nn.Conv` (stride 1, no dilation) computed by one of `convs.ALGOS`.
+
+  The same parameters (`kernel` k x k x C x O with nn.Conv's lecun-normal
+  init, `bias` zeros) and the same function as nn.Conv; only how XLA is asked
+  to compute it differs.
+  """
+  features: int
+  kernel_size: int
+  padding: str
+  algo: str
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC):
+    k = self.kernel_size
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (k, k, x_BxHxWxC.shape[-1], self.features), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    x = x_BxHxWxC.astype(self.dtype)
+    y = convs.conv(self.algo, x, kernel.astype(self.dtype), self.padding)
+    return y + bias.astype(self.dtype)
+
+
 class ConvNet(nn.Module):
   """Conv blocks (conv -> ReLU -> 2x2 max-pool) then a dense classifier.
 
   Layer names are fixed (`conv1`, `conv2`, ..., `dense1`, `dense2`) so that
-  optimized-HLO op names map back to layers.
+  optimized-HLO op names map back to layers. `conv_algos` names each conv
+  layer's algorithm (`convs.ALGOS`); None runs flax's nn.Conv everywhere.
   """
   features: Sequence[int] = (32, 64)
   kernel_size: int = 3
@@ -52,14 +79,19 @@ class ConvNet(nn.Module):
   hidden: int = 128
   num_classes: int = 10
   dtype: jnp.dtype = jnp.float32
+  conv_algos: tuple[str, ...] | None = None
 
   @nn.compact
   def __call__(self, x_BxHxWxC):
     x = x_BxHxWxC.astype(self.dtype)
     k = self.kernel_size
     for i, f in enumerate(self.features):
-      x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
-                  dtype=self.dtype, name=f'conv{i + 1}')(x)
+      algo = self.conv_algos[i] if self.conv_algos else 'xla'
+      if algo == 'xla':
+        x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
+                    dtype=self.dtype, name=f'conv{i + 1}')(x)
+      else:
+        x = AlgoConv(f, k, self.padding, algo, self.dtype, name=f'conv{i + 1}')(x)
       x = nn.relu(x)
       x = max_pool_2x2(x)
     x = x.reshape((x.shape[0], -1))
@@ -133,11 +165,31 @@ def conv_layers(features: Sequence[int], kernel_size: int, padding: str,
   return layers
 
 
+def layer_algos(module: ConvNet) -> dict[str, str]:
+  """{'conv1': algorithm, ...} of a built module (what a record stores)."""
+  algos = module.conv_algos or tuple('xla' for _ in module.features)
+  return {f'conv{i + 1}': a for i, a in enumerate(algos)}
+
+
+def conv_algos(layers: Sequence[ConvLayer], kernel_size: int, dtype: str, conv_algo: str,
+               platform: str) -> tuple[str, ...]:
+  """Each conv layer's algorithm for the config field `conv_algo` (xla | auto)."""
+  if conv_algo not in convs.CONV_ALGOS:
+    raise ValueError(f'conv_algo: {conv_algo!r}; expected one of {list(convs.CONV_ALGOS)}')
+  if conv_algo == 'xla':
+    return tuple('xla' for _ in layers)
+  return tuple(convs.choose(platform, layer.c_in, kernel_size, dtype) for layer in layers)
+
+
 def build(model: str, kernel_size: int, padding: str, dtype: str,
-          input_hw: int = 28, channels: int = 1) -> ConvNet:
+          input_hw: int = 28, channels: int = 1, conv_algo: str = 'xla',
+          platform: str = 'cpu') -> ConvNet:
   """Returns the Flax module for one point after checking that it fits."""
   if model not in MODELS:
     raise ValueError(f'model: unknown model {model!r}; known: {sorted(MODELS)}')
   module = MODELS[model](kernel_size=kernel_size, padding=padding, dtype=DTYPES[dtype])
-  conv_layers(module.features, kernel_size, padding, input_hw, channels)
+  layers = conv_layers(module.features, kernel_size, padding, input_hw, channels)
+  algos = conv_algos(layers, kernel_size, dtype, conv_algo, platform)
+  if any(a != 'xla' for a in algos):
+    module = module.clone(conv_algos=algos)
   return module

@@ -22,6 +22,7 @@ PHASE_GROUPS = (
     ('conv forward', lambda k: k.startswith('conv') and k.endswith('/forward')),
     ('conv backward-input', lambda k: k.startswith('conv') and k.endswith('/backward_input')),
     ('conv backward-filter', lambda k: k.startswith('conv') and k.endswith('/backward_filter')),
+    ('conv backward (dft: input+filter)', lambda k: k.startswith('conv') and k.endswith('/backward')),
     ('dense', lambda k: k.startswith('dense')),
     ('pooling', lambda k: k.startswith('pooling')),
     ('activation', lambda k: k.startswith('activation')),

@@ -55,6 +55,23 @@ _EPOCH_S = ('Epoch s = steps per epoch × median step (projected, compile exclud
              'pipeline included, compile excluded.')
 
 
+def conv_algo_notes(recs: list[dict]) -> list[str]:
+  """Which algorithm computed each conv layer (config.conv_algo), as markdown lines."""
+  ok = [r for r in recs if r.get('status') == 'ok' and r.get('conv_algos')]
+  if not ok:
+    return []
+  if all(set(r['conv_algos'].values()) == {'xla'} for r in ok):
+    return ['', 'Convolutions: `nn.Conv` as written (lax.conv) in every layer, '
+            '`conv_algo=xla`. `--config.conv_algo=auto` computes the same function with a '
+            'faster algorithm per layer where one is known (kernelscale/convs.py).']
+  per = '; '.join(f'k={r["kernel_size"]} {r["padding"]}: ' +
+                  ', '.join(f'{layer} {algo}' for layer, algo in sorted(r['conv_algos'].items()))
+                  for r in sorted(ok, key=lambda r: (r['padding'], r['kernel_size'])))
+  return ['', f'Convolutions (`conv_algo={ok[0].get("conv_algo")}`, kernelscale/convs.py): {per}. '
+          'Analytic FLOPs still count the direct convolution the network defines; XLA FLOPs '
+          'count what ran, which for `dft` layers is fewer.']
+
+
 def write_results_md(recs: list[dict], workdir: str) -> str:
   """Writes <workdir>/results.md: context, the table and how to read it."""
   ok = [r for r in recs if r.get('status') == 'ok']
@@ -70,6 +87,7 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
                                                                     == 'measured'] +
            ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '']
   lines += device.platform_notes(recs)
+  lines += conv_algo_notes(recs)
   lines += ['', markdown_table(recs), '']
   lines += delta.results_md_section(recs, workdir)
   # Training-for-accuracy records (config.epochs > 0) add a plot and their table.

@@ -19,7 +19,7 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import (accuracy, ceilings, data, device, flops, measure, models, profiling,
+from kernelscale import (accuracy, ceilings, convs, data, device, flops, measure, models, profiling,
                          records, train)
 
 
@@ -98,6 +98,10 @@ def validate(config) -> list[Point]:
     v = config[field]
     if not _is_int(v) or v < low:
       raise ConfigError(f'config.{field}: {v!r} is not an integer >= {low}')
+  if config.get('conv_algo', 'xla') not in convs.CONV_ALGOS:
+    raise ConfigError(f'config.conv_algo: unknown value {config.conv_algo!r}; use one of '
+                      f'{convs.CONV_ALGOS} (xla: nn.Conv as written; auto: a faster '
+                      'algorithm per layer, see kernelscale/convs.py)')
   if config.precision not in PRECISIONS:
     raise ConfigError(f'config.precision: unknown precision {config.precision!r}; use one of '
                       f'{PRECISIONS}')
@@ -188,12 +192,13 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   spec = data.spec(config)
   hw, c = _input_hw_c(spec)
   ncls = spec.num_classes
-  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c).clone(
-      num_classes=ncls)
+  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c,
+                        conv_algo=config.get('conv_algo', 'xla'),
+                        platform=jax.default_backend()).clone(num_classes=ncls)
   features = module.features
   per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c,
                                 num_classes=ncls)
-  rec: dict = {}
+  rec: dict = {'conv_algos': models.layer_algos(module)}
   rec.update(flops.summarize(per_layer))
   rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c,
                                     num_classes=ncls)
@@ -285,6 +290,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
     rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
            'kernel_size': pt.kernel_size, 'padding': pt.padding,
            'batch_size': pt.batch_size, 'dtype': pt.dtype, 'precision': config.precision,
+           'conv_algo': config.get('conv_algo', 'xla'),
            'warmup_steps': config.warmup_steps, 'seed': config.seed}
     rec.update(ctx)
     try:

@@ -59,6 +59,7 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.kernel_sizes=11', '--config.paddings=VALID'), 'conv2'),
     (('--config.nosuch=1',), 'nosuch'),
     (('--config.profile_steps=0',), 'config.profile_steps'),
+    (('--config.conv_algo=fast',), 'config.conv_algo'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'

@@ -1,0 +1,86 @@
+"""Every conv algorithm computes nn.Conv's function and gradients; auto's rule; labels."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kernelscale import convs, data, hlo, measure, models, report, train
+
+
+def _grads(algo, x, w, padding):
+  f = lambda x, w: jnp.sum(jnp.sin(convs.conv(algo, x, w, padding)))  # noqa: E731
+  return jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(x, w)
+
+
+@pytest.mark.parametrize('algo', ['taps', 'dft'])
+@pytest.mark.parametrize('hw,c_in,k,padding', [
+    (9, 1, 3, 'SAME'), (9, 1, 4, 'SAME'), (8, 3, 5, 'SAME'), (8, 3, 1, 'SAME'),
+    (9, 3, 3, 'VALID'), (8, 2, 4, 'VALID'), (7, 2, 7, 'VALID')])
+def test_same_values_and_gradients_as_xla(algo, hw, c_in, k, padding):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, hw, hw, c_in))
+  w = jax.random.normal(jax.random.PRNGKey(1), (k, k, c_in, 4))
+  ref = convs.xla_conv(x, w, padding)
+  got = convs.conv(algo, x, w, padding)
+  assert got.shape == ref.shape
+  np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * float(jnp.max(jnp.abs(ref))))
+  (v_ref, g_ref), (v, g) = _grads('xla', x, w, padding), _grads(algo, x, w, padding)
+  np.testing.assert_allclose(v, v_ref, rtol=1e-4)
+  for a, b in zip(g, g_ref):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
+def test_dft_size_is_the_smallest_without_wraparound():
+  # SAME, odd k: in + (k-1)/2; VALID: in. One less would wrap input into the output.
+  assert convs.dft_size(14, 7, 'SAME') == 17 and convs.dft_size(14, 7, 'VALID') == 14
+  assert convs.dft_size(14, 4, 'SAME') == 16  # even k pads 1 low, 2 high
+
+
+def test_unknown_algorithm_and_padding_are_errors():
+  x, w = jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 2))
+  with pytest.raises(ValueError, match='conv algorithm'):
+    convs.conv('winograd', x, w, 'SAME')
+  with pytest.raises(ValueError, match='padding'):
+    convs.conv('dft', x, w, 'FULL')
+
+
+@pytest.mark.parametrize('platform,c_in,k,dtype,algo', [
+    ('cpu', 1, 3, 'float32', 'taps'), ('cpu', 1, 5, 'float32', 'taps'),
+    ('cpu', 1, 7, 'float32', 'xla'), ('cpu', 32, 3, 'float32', 'xla'),
+    ('cpu', 32, 5, 'float32', 'dft'), ('cpu', 32, 11, 'float32', 'dft'),
+    ('cpu', 32, 7, 'bfloat16', 'xla'), ('gpu', 32, 7, 'float32', 'xla'),
+    ('tpu', 1, 3, 'float32', 'xla')])
+def test_auto_rule(platform, c_in, k, dtype, algo):
+  assert convs.choose(platform, c_in, k, dtype) == algo
+
+
+def test_auto_model_has_nn_convs_parameters_and_function():
+  plain = models.build('seed', 5, 'SAME', 'float32')
+  auto = models.build('seed', 5, 'SAME', 'float32', conv_algo='auto', platform='cpu')
+  assert models.layer_algos(plain) == {'conv1': 'xla', 'conv2': 'xla'}
+  assert models.layer_algos(auto) == {'conv1': 'taps', 'conv2': 'dft'}
+  x = data.synthetic_batch(4, 0)['image']
+  params = plain.init(jax.random.PRNGKey(0), x)['params']
+  params_auto = auto.init(jax.random.PRNGKey(0), x)['params']
+  same_tree = jax.tree_util.tree_map(lambda a, b: a.shape == b.shape and bool(jnp.all(a == b)),
+                                     params, params_auto)
+  assert all(jax.tree_util.tree_leaves(same_tree))  # same names, shapes and initial values
+  np.testing.assert_allclose(auto.apply({'params': params}, x), plain.apply({'params': params}, x),
+                             rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match='conv_algo'):
+    models.build('seed', 5, 'SAME', 'float32', conv_algo='fast')
+
+
+def test_auto_step_profiles_as_conv_phases_and_report_names_algorithms():
+  module = models.build('seed', 5, 'SAME', 'float32', conv_algo='auto', platform='cpu')
+  state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
+  comp = measure.compile_aot(train.train_step, (state, data.synthetic_batch(4, 0)))['compiled']
+  mod = hlo.parse(comp.as_text())
+  labels = set(hlo.op_labels(mod).values())
+  assert {'conv1/forward', 'conv1/backward_filter', 'conv2/forward', 'conv2/backward'} <= labels
+  assert not any(l.startswith('mixed/') for l in labels), labels
+  rec = {'status': 'ok', 'kernel_size': 5, 'padding': 'SAME', 'conv_algo': 'auto',
+         'conv_algos': models.layer_algos(module)}
+  text = ' '.join(report.conv_algo_notes([rec]))
+  assert 'conv2 dft' in text and 'conv1 taps' in text and 'conv_algo=auto' in text
+  plain = dict(rec, conv_algo='xla', conv_algos={'conv1': 'xla', 'conv2': 'xla'})
+  assert 'as written' in ' '.join(report.conv_algo_notes([plain]))
