@@ -151,7 +151,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     the fastest single step of each side and their ratio (`jax_best_s`,
     `torch_best_s`, `best_ratio`), `params`, `compile_s`, the conv implementations (`conv_impl`),
     and per variant {'step_s', 'ratio' (variant / torch), 'vs_kernelscale',
-    'best_s', 'best_ratio'} under `variants`.
+    'best_s', 'best_ratio', 'ratio_min', 'ratio_max', 'loss'} under `variants`.
   """
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -223,9 +223,10 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
   out_variants = {}
   for name in jax_sides:
     if name != 'jax':
+      vr = [v / t for v, t in zip(per_round[name], per_round['torch'])]
       out_variants[name] = {
           'step_s': _median(per_round[name]),
-          'ratio': _median([v / t for v, t in zip(per_round[name], per_round['torch'])]),
+          'ratio': _median(vr), 'ratio_min': min(vr), 'ratio_max': max(vr),
           'vs_kernelscale': _median([v / j for v, j in zip(per_round[name], per_round['jax'])]),
           'best_s': best[name], 'best_ratio': best[name] / best['torch'],
           'loss': float(jax_sides[name].metrics['loss'])}
@@ -382,12 +383,12 @@ def main(argv=None) -> int:
     _fail(str(e))
   print()
   print('| k | xla (nn.Conv) ms | auto ms (conv1+conv2) | torch ms | xla/torch (rounds min-max) '
-        '| auto/torch | kernelscale\'s best/torch | xla conv implementation (compiled HLO) |')
+        '| auto/torch (rounds min-max) | kernelscale\'s best/torch | xla conv implementation (compiled HLO) |')
   print('|---|---|---|---|---|---|---|---|')
   for r in results:
     a = r['variants'].get('auto')
     auto_ms = f'{a["step_s"] * 1e3:.1f} ({_algos(r)})' if a else f'= xla ({_algos(r)})'
-    auto_ratio = f'{a["ratio"]:.2f}' if a else '—'
+    auto_ratio = f'{a["ratio"]:.2f} ({a["ratio_min"]:.2f}-{a["ratio_max"]:.2f})' if a else '—'
     print(f'| {r["kernel_size"]} | {r["jax_step_s"] * 1e3:.1f} | {auto_ms} '
           f'| {r["torch_step_s"] * 1e3:.1f} '
           f'| {r["ratio"]:.2f} ({r["ratio_min"]:.2f}-{r["ratio_max"]:.2f}) | {auto_ratio} '

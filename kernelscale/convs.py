@@ -153,7 +153,7 @@ def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
   # S1: columns w -> half spectrum v (real, imag): [Lr, 2, H, B, C]
   cw, sw = _dft_mats(W, lo, L, half=True)                        # [Lr, W]
   Gw = np.stack([cw, sw], axis=1).reshape(2 * Lr, W).astype(f32)  # rows (v, t)
-  xt = jnp.transpose(x_BxHxWxC, (2, 1, 0, 3))                    # W,H,B,C
+  xt = jnp.transpose(x_BxHxWxC.astype(jnp.float32), (2, 1, 0, 3))  # W,H,B,C
   A = dot(Gw, xt, (((1,), (0,)), ((), ())))                      # [2Lr, H, B, C]
   A = A.reshape(Lr, 2 * H, B * C)                                # [v, (t, h), (b, c)]
   # S2: rows h -> all frequencies u, complex: X = (ch + i sh)(Ar + i Ai)
@@ -193,8 +193,6 @@ def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
   y = dot(Iw, Z.reshape(2 * Lr, out_h * B * O), (((1,), (0,)), ((), ())))
   y = jnp.transpose(y.reshape(out_w, out_h, B, O), (2, 1, 0, 3))
   return y.astype(x_BxHxWxC.dtype)
-
-
 
 
 CONVS = {'xla': xla_conv, 'taps': taps_conv, 'dft': dft_conv}

@@ -228,17 +228,30 @@ PLOT_CAPTIONS = {
 }
 
 
+def _algo_caution(ok: list[dict]) -> list[str]:
+  """A warning under the answer when layers ran other algorithms than nn.Conv."""
+  if not any(a != 'xla' for r in ok for a in (r.get('conv_algos') or {}).values()):
+    return []
+  return ['**Read with care:** these steps ran other conv algorithms than `nn.Conv` '
+          '(`conv_algo=auto`, listed under Measurements). XLA FLOPs and achieved rates count '
+          'what ran; a `dft` layer runs far fewer FLOPs than the direct convolution it '
+          'replaces, so FLOP-based explanations describe those algorithms. The analytic '
+          'FLOPs column is the direct convolution\'s count. Run with `conv_algo=xla` (the '
+          'default) to explain `nn.Conv` itself.', '']
+
+
 def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str) -> str:
   """Writes <workdir>/report.md: question, answer, table, verdicts, plots, then the fits."""
   ok = [r for r in recs if r.get('status') == 'ok']
   head = ok[0] if ok else (recs[0] if recs else {})
   lines = ['# Why does training time grow with kernel size?', '', '## Question', '', QUESTION, '',
-           '## Answer', '', ' '.join(result['answer']), '',
+           '## Answer', '', ' '.join(result['answer']), ''] + _algo_caution(ok) + [
            '## Measurements', '',
            f'`{head.get("experiment")}` on {head.get("platform")} ({head.get("device_kind")}), '
            f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
            f'XLA_FLAGS=`{head.get("xla_flags") or "(none)"}`; {len(ok)} of {len(recs)} points ok. '
-           f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '',
+           f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.']
+  lines += conv_algo_notes(recs) + ['',
            markdown_table(recs), '', roofline_table(recs, result), '',
            '## Verdicts on the usual explanations', '',
            '| # | claim | verdict | deciding numbers |', '|---|---|---|---|']

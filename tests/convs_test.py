@@ -84,3 +84,6 @@ def test_auto_step_profiles_as_conv_phases_and_report_names_algorithms():
   assert 'conv2 dft' in text and 'conv1 taps' in text and 'conv_algo=auto' in text
   plain = dict(rec, conv_algo='xla', conv_algos={'conv1': 'xla', 'conv2': 'xla'})
   assert 'as written' in ' '.join(report.conv_algo_notes([plain]))
+  # report.md warns that FLOP-based answers then describe the other algorithms.
+  assert 'Read with care' in ' '.join(report._algo_caution([rec]))  # pylint: disable=protected-access
+  assert not report._algo_caution([plain])  # pylint: disable=protected-access
