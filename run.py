@@ -5,6 +5,7 @@
     python run.py --config.kernel_sizes=3,5,7 --config.batch_size=64 --workdir=runs/mine
     python run.py --report_only --workdir=runs/mine --predict=13   # re-analyse, no measuring
     python run.py --config=experiments/accuracy.py:quick   # accuracy on Fashion-MNIST
+    python run.py --config.conv_algo=auto           # same network, faster conv algorithm per layer
 
 Real data is read offline from TFDS's array_record format. Prepare Fashion-MNIST
 once from Debian's package (no network, no TensorFlow):

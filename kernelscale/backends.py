@@ -115,11 +115,18 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> tuple[list[
   recs = compare(config, workdir, log)
   rows, geo = speed_table(recs)
   md = markdown(rows, geo)
+  algo = config.get('conv_algo', 'xla')
   if (config.cache_decision and geo is not None
       and {'ynnpack', 'eigen'} <= set(config.compare_cpu_conv)):
-    cache = device.record_measurement(geo, {'rows': rows, 'source': 'experiments/backends.py'})
-    log(f'cached the measured speed-up for cpu_conv=auto in {cache}')
+    if algo == 'xla':
+      cache = device.record_measurement(geo, {'rows': rows, 'source': 'experiments/backends.py'})
+      log(f'cached the measured speed-up for cpu_conv=auto in {cache}')
+    else:
+      # cpu_conv=auto's cache is the choice for nn.Conv's convolutions.
+      log(f'not cached: measured with conv_algo={algo}; cpu_conv=auto follows a '
+          'conv_algo=xla measurement')
   path = os.path.join(workdir, 'backends.md')
   with open(path, 'w', encoding='utf-8') as f:
-    f.write('# CPU convolution paths, side by side\n\n' + md + '\n')
+    f.write('# CPU convolution paths, side by side\n\n'
+            f'Convolutions: conv_algo={algo}.\n\n' + md + '\n')
   return recs, md

@@ -44,6 +44,9 @@ def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -
   side by side; WORKSPACE.md): `taps` for <= TAPS_MAX_CHANNELS input channels
   and k <= TAPS_MAX_KERNEL; `dft` for more channels and k >= DFT_MIN_KERNEL;
   else `xla`. Other dtypes: `xla` (the rule was measured in float32 only).
+  The rule was measured on XLA's Eigen conv path (cpu_conv=eigen, what
+  cpu_conv=auto picks here); on the YNNPACK path the xla layers it keeps are
+  slower and the balance can differ: check with benchmarks/conv_algos.py.
   """
   if platform != 'cpu' or dtype != 'float32':
     return 'xla'
@@ -82,14 +85,21 @@ def _taps_forward(x_BxHxWxC, w_KxKxCxO, padding: str):
       else:
         term = jnp.einsum('bhwc,co->bhwo', window, w_KxKxCxO[a, b])
       acc = term if acc is None else acc + term
-  # Without the barrier XLA fuses the k*k taps into every consumer (ReLU,
-  # pooling, the ReLU mask of the backward pass) and computes them 2-3 times.
-  return jax.lax.optimization_barrier(acc)
+  # XLA fuses this loop into each of its consumers (ReLU+pool, the pool's and the
+  # ReLU's masks in the backward pass), so it runs 2-3 times per step; that
+  # still beat lax.conv for k <= 5 here. Neither lax.optimization_barrier (XLA
+  # drops it before fusion) nor a lax.cond around it stopped the duplication
+  # for less than it cost (WORKSPACE.md).
+  return acc
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def taps_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
-  """Forward as k*k fused multiply-adds; gradients as `xla_conv`'s."""
+  """Forward as k*k fused multiply-adds; gradients as `xla_conv`'s.
+
+  A custom_vjp: reverse mode (grad, vjp) only; jax.jvp / jax.hessian through it
+  fail. The k*k terms add in the input dtype (choose() uses it for float32 only).
+  """
   return _taps_forward(x_BxHxWxC, w_KxKxCxO, padding)
 
 

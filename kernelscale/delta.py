@@ -152,13 +152,33 @@ def plot(ds: list[dict], path: str) -> str | None:
   return path
 
 
+def _algo_switches(recs: list[dict]) -> list[str]:
+  """A caution line per pair of neighbouring k where a conv layer changed algorithm."""
+  out = []
+  by_pad: dict = {}
+  for r in recs:
+    if r.get('status') == 'ok' and r.get('conv_algos'):
+      by_pad.setdefault(r['padding'], []).append(r)
+  for pad, rs in sorted(by_pad.items()):
+    rs.sort(key=lambda r: r['kernel_size'])
+    for a, b in zip(rs, rs[1:]):
+      changed = [f'{layer} {a["conv_algos"][layer]} → {b["conv_algos"].get(layer)}'
+                 for layer in sorted(a['conv_algos'])
+                 if a['conv_algos'][layer] != b['conv_algos'].get(layer)]
+      if changed:
+        out.append(f'- {pad} k={a["kernel_size"]}→{b["kernel_size"]}: {", ".join(changed)} '
+                   '(conv_algo=auto): that layer\'s phases are not comparable across this step '
+                   '(a dft layer has one `backward` phase instead of backward_input/_filter).')
+  return out + [''] if out else []
+
+
 def results_md_section(recs: list[dict], workdir: str) -> list[str]:
   """Lines for results.md (table + PNG link), writing the PNG to the workdir; [] without traces."""
   ds = deltas(recs)
   if not ds:
     return []
   png = plot(ds, os.path.join(workdir, PNG_NAME))
-  return ['## Where the extra step time went (delta attribution)', '',
+  return ['## Where the extra step time went (delta attribution)', ''] + _algo_switches(recs) + [
           'Change of each traced phase\'s time per step between consecutive kernel sizes, '
           'in ms (and % of the change of the traced window\'s median step). `unattributed` is '
           'the change in untraced time (dispatch, gaps between ops), so each column sums to '

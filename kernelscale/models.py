@@ -183,13 +183,18 @@ def conv_algos(layers: Sequence[ConvLayer], kernel_size: int, dtype: str, conv_a
 
 def build(model: str, kernel_size: int, padding: str, dtype: str,
           input_hw: int = 28, channels: int = 1, conv_algo: str = 'xla',
-          platform: str = 'cpu') -> ConvNet:
-  """Returns the Flax module for one point after checking that it fits."""
+          platform: str | None = None) -> ConvNet:
+  """Returns the Flax module for one point after checking that it fits.
+
+  `conv_algo='auto'` picks each conv layer's algorithm for `platform` ('cpu',
+  'gpu', 'tpu'; None: jax's default backend).
+  """
   if model not in MODELS:
     raise ValueError(f'model: unknown model {model!r}; known: {sorted(MODELS)}')
   module = MODELS[model](kernel_size=kernel_size, padding=padding, dtype=DTYPES[dtype])
   layers = conv_layers(module.features, kernel_size, padding, input_hw, channels)
-  algos = conv_algos(layers, kernel_size, dtype, conv_algo, platform)
+  algos = conv_algos(layers, kernel_size, dtype, conv_algo,
+                     platform or jax.default_backend())
   if any(a != 'xla' for a in algos):
     module = module.clone(conv_algos=algos)
   return module

@@ -61,6 +61,10 @@ def conv_algo_notes(recs: list[dict]) -> list[str]:
   if not ok:
     return []
   if all(set(r['conv_algos'].values()) == {'xla'} for r in ok):
+    if ok[0].get('conv_algo') == 'auto':
+      return ['', 'Convolutions: `nn.Conv` as written (lax.conv) in every layer: '
+              '`conv_algo=auto` keeps it on this platform and dtype (its other algorithms are '
+              'for float32 on CPU; kernelscale/convs.py).']
     return ['', 'Convolutions: `nn.Conv` as written (lax.conv) in every layer, '
             '`conv_algo=xla`. `--config.conv_algo=auto` computes the same function with a '
             'faster algorithm per layer where one is known (kernelscale/convs.py).']

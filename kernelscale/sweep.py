@@ -314,6 +314,9 @@ def progress_line(i: int, n: int, rec: dict) -> str:
     return f'{head} FAILED: {rec["error"]}'
   line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
           f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')
+  algos = rec.get('conv_algos') or {}
+  if any(a != 'xla' for a in algos.values()):
+    line += ', ' + ' '.join(f'{layer} {a}' for layer, a in sorted(algos.items()))
   if rec.get('test_accuracy') is not None:
     line += (f', test accuracy {rec["test_accuracy"]:.4f}, epoch {rec["epoch_s"]:.1f} s '
              f'(data wait {rec["data_wait_s"]:.2f} s)')

@@ -72,3 +72,22 @@ def test_report_only_refuses_mixed_conv_paths(tmp_path):
   p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), '--report_only',
                       f'--workdir={wd}'], capture_output=True, text=True, timeout=120)
   assert p.returncode == 2 and p.stderr.startswith('error: --workdir') and 'backends.md' in p.stderr
+
+
+def test_cache_is_written_only_for_nn_conv(tmp_path, monkeypatch):
+  # cpu_conv=auto's cached choice is for nn.Conv's convolutions: a comparison run
+  # with conv_algo=auto must not decide it (its children are faked here).
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
+  recs = [{'status': 'ok', 'padding': 'SAME', 'kernel_size': 3, 'cpu_conv_path': p,
+           'step_s_median': s} for p, s in (('ynnpack', 0.2), ('eigen', 0.1))]
+  monkeypatch.setattr(backends, 'compare', lambda config, workdir, log: recs)
+  cache = tmp_path / 'cache' / 'kernelscale' / 'cpu_conv.json'
+  c = backends_config.get_config()
+  c.conv_algo = 'auto'
+  logs = []
+  backends.run(c, str(tmp_path), logs.append)
+  assert not cache.exists() and any('not cached' in l for l in logs)
+  assert 'conv_algo=auto' in (tmp_path / 'backends.md').read_text()
+  c.conv_algo = 'xla'
+  backends.run(c, str(tmp_path), logs.append)
+  assert cache.exists()

@@ -70,6 +70,15 @@ def test_auto_model_has_nn_convs_parameters_and_function():
     models.build('seed', 5, 'SAME', 'float32', conv_algo='fast')
 
 
+def test_delta_section_flags_an_algorithm_switch_between_neighbouring_k():
+  from kernelscale import delta  # pylint: disable=g-import-not-at-top
+  rs = [{'status': 'ok', 'padding': 'SAME', 'kernel_size': k,
+         'conv_algos': {'conv1': 'taps', 'conv2': a}} for k, a in ((3, 'xla'), (5, 'dft'), (7, 'dft'))]
+  lines = delta._algo_switches(rs)  # pylint: disable=protected-access
+  assert len([l for l in lines if l]) == 1 and 'k=3→5' in lines[0] and 'conv2 xla → dft' in lines[0]
+  assert not delta._algo_switches([dict(r, conv_algos={'conv1': 'xla'}) for r in rs])  # pylint: disable=protected-access
+
+
 def test_auto_step_profiles_as_conv_phases_and_report_names_algorithms():
   module = models.build('seed', 5, 'SAME', 'float32', conv_algo='auto', platform='cpu')
   state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
@@ -84,6 +93,8 @@ def test_auto_step_profiles_as_conv_phases_and_report_names_algorithms():
   assert 'conv2 dft' in text and 'conv1 taps' in text and 'conv_algo=auto' in text
   plain = dict(rec, conv_algo='xla', conv_algos={'conv1': 'xla', 'conv2': 'xla'})
   assert 'as written' in ' '.join(report.conv_algo_notes([plain]))
+  auto_gpu = dict(rec, conv_algos={'conv1': 'xla', 'conv2': 'xla'})
+  assert 'keeps it on this platform' in ' '.join(report.conv_algo_notes([auto_gpu]))
   # report.md warns that FLOP-based answers then describe the other algorithms.
   assert 'Read with care' in ' '.join(report._algo_caution([rec]))  # pylint: disable=protected-access
   assert not report._algo_caution([plain])  # pylint: disable=protected-access
