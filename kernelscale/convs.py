@@ -34,6 +34,7 @@ CONV_ALGOS = ('xla', 'auto')   # values of the config field `conv_algo`
 TAPS_MAX_CHANNELS = 4          # `taps` only for layers with at most this many input channels,
 TAPS_MAX_KERNEL = 5            # and kernels up to this size (slower than `xla` from k=7 here)
 DFT_MIN_KERNEL = 5             # `dft` from this kernel size up (slower than `xla` at k=3 here)
+FEW_CHANNELS_DFT_MIN_KERNEL = 11  # ... and for few-channel layers from this size (k=9: a tie)
 
 
 def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -> str:
@@ -42,8 +43,8 @@ def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -
   GPU and TPU: `xla` (cuDNN and the TPU compiler choose their own algorithms).
   CPU, float32 (seed net, batch 128, 2-core Zen 4, whole train steps timed
   side by side; WORKSPACE.md): `taps` for <= TAPS_MAX_CHANNELS input channels
-  and k <= TAPS_MAX_KERNEL; `dft` for more channels and k >= DFT_MIN_KERNEL;
-  else `xla`. Other dtypes: `xla` (the rule was measured in float32 only).
+  and k <= TAPS_MAX_KERNEL, `dft` for them from FEW_CHANNELS_DFT_MIN_KERNEL;
+  `dft` for more channels and k >= DFT_MIN_KERNEL; else `xla`. Other dtypes: `xla` (the rule was measured in float32 only).
   The rule was measured on XLA's Eigen conv path (cpu_conv=eigen, what
   cpu_conv=auto picks here); on the YNNPACK path the xla layers it keeps are
   slower and the balance can differ: check with benchmarks/conv_algos.py.
@@ -51,7 +52,9 @@ def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -
   if platform != 'cpu' or dtype != 'float32':
     return 'xla'
   if c_in <= TAPS_MAX_CHANNELS:
-    return 'taps' if kernel_size <= TAPS_MAX_KERNEL else 'xla'
+    if kernel_size <= TAPS_MAX_KERNEL:
+      return 'taps'
+    return 'dft' if kernel_size >= FEW_CHANNELS_DFT_MIN_KERNEL else 'xla'
   return 'dft' if kernel_size >= DFT_MIN_KERNEL else 'xla'
 
 

@@ -45,7 +45,8 @@ def test_unknown_algorithm_and_padding_are_errors():
 
 @pytest.mark.parametrize('platform,c_in,k,dtype,algo', [
     ('cpu', 1, 3, 'float32', 'taps'), ('cpu', 1, 5, 'float32', 'taps'),
-    ('cpu', 1, 7, 'float32', 'xla'), ('cpu', 32, 3, 'float32', 'xla'),
+    ('cpu', 1, 7, 'float32', 'xla'), ('cpu', 1, 9, 'float32', 'xla'),
+    ('cpu', 1, 11, 'float32', 'dft'), ('cpu', 32, 3, 'float32', 'xla'),
     ('cpu', 32, 5, 'float32', 'dft'), ('cpu', 32, 11, 'float32', 'dft'),
     ('cpu', 32, 7, 'bfloat16', 'xla'), ('gpu', 32, 7, 'float32', 'xla'),
     ('tpu', 1, 3, 'float32', 'xla')])
