@@ -22,6 +22,7 @@ Run (2-core CPU, about 4 min for the default k=3..11):
     python benchmarks/peer_torch.py --cpu_conv=ynnpack    # jaxlib's out-of-the-box conv path
     python benchmarks/peer_torch.py --cpu_conv=eigen      # XLA's Eigen conv path
     python benchmarks/peer_torch.py --kernel_sizes=3,7 --rounds=3 --steps=3
+    python benchmarks/peer_torch.py --kernel_sizes=9,11 --algos=xla/dft,dft/dft   # check auto's rule
 
 torch is not a kernelscale requirement: without it this prints a skip line and
 exits 0. XLA_FLAGS must be set before jax initialises, so jax (and kernelscale)
@@ -255,12 +256,14 @@ def auto_variant(kernel_size: int, platform: str) -> dict:
 
 
 def compare(kernel_sizes, batch_size: int, rounds: int, steps: int, device: str = 'cpu',
-            warmup: int = 2, log: Callable[[str], None] = print) -> list[dict]:
+            warmup: int = 2, log: Callable[[str], None] = print,
+            algos: tuple[tuple[str, ...], ...] = ()) -> list[dict]:
   """`compare_one` for every k, logging one line per k as it finishes.
 
   kernelscale's step is timed as written (`nn.Conv`, conv_algo=xla) and, where
   conv_algo=auto picks other algorithms at that k, with those too, in the same
-  rotation as torch's.
+  rotation as torch's. Each entry of `algos` (one algorithm per conv layer,
+  e.g. ('dft', 'dft')) is timed in the same rotation too, as variant 'conv1/conv2'.
 
   Returns:
     The per-k result dicts, in order.
@@ -270,9 +273,17 @@ def compare(kernel_sizes, batch_size: int, rounds: int, steps: int, device: str 
   out = []
   for k in kernel_sizes:
     variants = auto_variant(k, platform)
+    auto_algos = (models.layer_algos(variants['auto']) if variants else
+                  {'conv1': 'xla', 'conv2': 'xla'})
+    plain = models.build('seed', k, 'SAME', 'float32')
+    for combo in algos:
+      variants['/'.join(combo)] = plain.clone(conv_algos=combo)
     res = compare_one(k, batch_size, rounds, steps, device, warmup, variants=variants)
-    res['auto_algos'] = (models.layer_algos(variants['auto']) if variants else
-                         {'conv1': 'xla', 'conv2': 'xla'})
+    res['auto_algos'] = auto_algos
+    for name, v in res['variants'].items():
+      if name != 'auto':
+        log(f'    k={k} {name}: {v["step_s"] * 1e3:.1f} ms, ratio {v["ratio"]:.2f} '
+            f'({v["ratio_min"]:.2f}-{v["ratio_max"]:.2f}), vs nn.Conv {v["vs_kernelscale"]:.2f}')
     log(_line(res))
     out.append(res)
   return out
@@ -318,6 +329,10 @@ def _parse(argv):
                  help='XLA CPU convolution path, as config.cpu_conv: auto (default; what '
                       'run.py picks), ynnpack (jaxlib out of the box; "default" is the same) '
                       'or eigen')
+  p.add_argument('--algos', default='',
+                 help='extra algorithm combinations to time, comma-separated conv1/conv2 '
+                      'pairs of xla|taps|dft, e.g. xla/dft,dft/dft (to check conv_algo=auto\'s '
+                      'rule in whole steps); default none')
   p.add_argument('--xla_flags', default='',
                  help='extra XLA_FLAGS, appended to any inherited XLA_FLAGS before jax starts')
   a = p.parse_args(argv)
@@ -334,6 +349,14 @@ def _parse(argv):
       _fail(f'--{name}: {v!r} is not an integer >= {low}')
     setattr(a, name, int(v))
   a.kernel_sizes = ks
+  combos = []
+  for item in (s.strip() for s in a.algos.split(',') if s.strip()):
+    parts = tuple(item.split('/'))
+    if len(parts) != 2 or any(x not in ('xla', 'taps', 'dft') for x in parts):
+      _fail(f'--algos: {item!r} is not conv1/conv2 with each of xla, taps or dft '
+            '(e.g. xla/dft)')
+    combos.append(parts)
+  a.algos = tuple(combos)
   if a.device not in (None, 'cpu', 'cuda'):
     _fail(f'--device: {a.device!r}; use cpu or cuda')
   from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
@@ -378,7 +401,7 @@ def main(argv=None) -> int:
         f'alternating; figures are medians over rounds of each round\'s median step')
   try:
     results = compare(args.kernel_sizes, args.batch_size, args.rounds, args.steps, device,
-                      args.warmup)
+                      args.warmup, algos=args.algos)
   except ValueError as e:
     _fail(str(e))
   print()

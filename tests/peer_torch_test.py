@@ -80,6 +80,8 @@ def test_skips_with_exit_0_when_torch_is_missing():
     (('--device=tpu',), '--device'),
     (('--cpu_conv=onednn',), '--cpu_conv'),
     (('--steps=-1',), '--steps'),
+    (('--algos=xla/fft',), '--algos'),
+    (('--algos=dft',), '--algos'),
 ])
 def test_bad_flags_one_line_exit_2(args, field):
   p = _run_script(*args, block_torch=True)
@@ -99,3 +101,13 @@ def test_auto_side_timed_where_it_differs_from_nn_conv():
   assert abs(auto['loss'] - res['jax_loss']) < 1e-3  # same network, same first steps
   assert peer.fastest(res)[0] in ('xla', 'auto') and 'auto (taps+dft)' in lines[0]
   assert peer.auto_variant(5, 'gpu') == {}  # on GPU auto is nn.Conv: nothing extra to time
+
+
+def test_extra_algorithm_combinations_are_timed_in_the_rotation():
+  pytest.importorskip('torch')
+  lines = []
+  (res,) = peer.compare([3], batch_size=8, rounds=1, steps=1, device='cpu', warmup=1,
+                        log=lines.append, algos=(('dft', 'dft'),))
+  v = res['variants']['dft/dft']
+  assert v['step_s'] > 0 and abs(v['loss'] - res['jax_loss']) < 1e-3
+  assert any('dft/dft' in l and 'vs nn.Conv' in l for l in lines)
