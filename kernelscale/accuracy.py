@@ -115,8 +115,8 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
   B, epochs = pt.batch_size, config.epochs
   prefetch = config.get('prefetch', 2)
   module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, h, c,
-                        conv_algo=config.get('conv_algo', 'xla'),
-                        platform=jax.default_backend()).clone(num_classes=ds.num_classes)
+                        conv_algo=config.get('conv_algo', 'xla')).clone(
+                            num_classes=ds.num_classes)
   per_layer = flops.layer_flops(module.features, pt.kernel_size, pt.padding, B, h, c,
                                 num_classes=ds.num_classes)
   rec: dict = dict(flops.summarize(per_layer))

@@ -37,6 +37,11 @@ DFT_MIN_KERNEL = 5             # `dft` from this kernel size up (slower than `xl
 FEW_CHANNELS_DFT_MIN_KERNEL = 11  # ... and for few-channel layers from this size (k=9: a tie)
 
 
+def substituted(algos) -> bool:
+  """True when any of the given per-layer algorithms is not nn.Conv's (`xla`)."""
+  return any(a != 'xla' for a in algos)
+
+
 def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -> str:
   """The algorithm `conv_algo=auto` runs for one layer.
 

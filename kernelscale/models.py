@@ -171,7 +171,7 @@ def layer_algos(module: ConvNet) -> dict[str, str]:
   return {f'conv{i + 1}': a for i, a in enumerate(algos)}
 
 
-def conv_algos(layers: Sequence[ConvLayer], kernel_size: int, dtype: str, conv_algo: str,
+def choose_algos(layers: Sequence[ConvLayer], kernel_size: int, dtype: str, conv_algo: str,
                platform: str) -> tuple[str, ...]:
   """Each conv layer's algorithm for the config field `conv_algo` (xla | auto)."""
   if conv_algo not in convs.CONV_ALGOS:
@@ -193,8 +193,8 @@ def build(model: str, kernel_size: int, padding: str, dtype: str,
     raise ValueError(f'model: unknown model {model!r}; known: {sorted(MODELS)}')
   module = MODELS[model](kernel_size=kernel_size, padding=padding, dtype=DTYPES[dtype])
   layers = conv_layers(module.features, kernel_size, padding, input_hw, channels)
-  algos = conv_algos(layers, kernel_size, dtype, conv_algo,
+  algos = choose_algos(layers, kernel_size, dtype, conv_algo,
                      platform or jax.default_backend())
-  if any(a != 'xla' for a in algos):
+  if convs.substituted(algos):
     module = module.clone(conv_algos=algos)
   return module

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogFormatter, NullFormatter, NullLocator  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from kernelscale import convs  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 MARKERS = 'osD^vP*X'
 DPI = 110
 # Phase keys (from profiling's phase_s) folded into the bars of the phase plot.
@@ -207,7 +209,10 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
       table[i, j] += v * 1e3
   keep = table.sum(0) > 0
   fig, ax = plt.subplots(figsize=(8, 0.5 * len(pts) + 2.5))
-  labels = [f'{r["padding"]} k={r["kernel_size"]}' + (
+  def _algos(r):  # conv_algo=auto: which algorithm each conv layer ran
+    algos = (r.get('conv_algos') or {}).values()
+    return ' ' + '+'.join(algos) if convs.substituted(algos) else ''
+  labels = [f'{r["padding"]} k={r["kernel_size"]}{_algos(r)}' + (
       f'\n(trace covers {r["trace_coverage"]:.0%})' if r.get('trace_coverage') is not None
       else '') for r in pts]
   left = np.zeros(len(pts))

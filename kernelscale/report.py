@@ -6,7 +6,7 @@ import json
 import math
 import os
 
-from kernelscale import accuracy, delta, device
+from kernelscale import accuracy, convs, delta, device
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -60,7 +60,7 @@ def conv_algo_notes(recs: list[dict]) -> list[str]:
   ok = [r for r in recs if r.get('status') == 'ok' and r.get('conv_algos')]
   if not ok:
     return []
-  if all(set(r['conv_algos'].values()) == {'xla'} for r in ok):
+  if not any(convs.substituted(r['conv_algos'].values()) for r in ok):
     if ok[0].get('conv_algo') == 'auto':
       return ['', 'Convolutions: `nn.Conv` as written (lax.conv) in every layer: '
               '`conv_algo=auto` keeps it on this platform and dtype (its other algorithms are '
@@ -234,7 +234,7 @@ PLOT_CAPTIONS = {
 
 def _algo_caution(ok: list[dict]) -> list[str]:
   """A warning under the answer when layers ran other algorithms than nn.Conv."""
-  if not any(a != 'xla' for r in ok for a in (r.get('conv_algos') or {}).values()):
+  if not any(convs.substituted((r.get('conv_algos') or {}).values()) for r in ok):
     return []
   return ['**Read with care:** these steps ran other conv algorithms than `nn.Conv` '
           '(`conv_algo=auto`, listed under Measurements). XLA FLOPs and achieved rates count '

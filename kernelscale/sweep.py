@@ -193,8 +193,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   hw, c = _input_hw_c(spec)
   ncls = spec.num_classes
   module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c,
-                        conv_algo=config.get('conv_algo', 'xla'),
-                        platform=jax.default_backend()).clone(num_classes=ncls)
+                        conv_algo=config.get('conv_algo', 'xla')).clone(num_classes=ncls)
   features = module.features
   per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c,
                                 num_classes=ncls)
@@ -315,7 +314,7 @@ def progress_line(i: int, n: int, rec: dict) -> str:
   line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
           f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')
   algos = rec.get('conv_algos') or {}
-  if any(a != 'xla' for a in algos.values()):
+  if convs.substituted(algos.values()):
     line += ', ' + ' '.join(f'{layer} {a}' for layer, a in sorted(algos.items()))
   if rec.get('test_accuracy') is not None:
     line += (f', test accuracy {rec["test_accuracy"]:.4f}, epoch {rec["epoch_s"]:.1f} s '
