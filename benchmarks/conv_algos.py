@@ -4,7 +4,7 @@ For each kernel size and each conv layer of the seed network (conv1: 28x28x1
 -> 32, conv2: 14x14x32 -> 64, batch 128, float32), times one jit-compiled
 forward+backward of conv -> ReLU -> 2x2 max-pool (the gradient the train step
 needs: the kernel's for conv1, input and kernel for conv2) with each algorithm
-(`xla`, `taps`, `dft`), alternating the algorithms round by round. Prints the
+(`xla`, `taps`, `dft`, `rows`), alternating the algorithms round by round. Prints the
 median ms per algorithm, the fastest, and what `conv_algo=auto` picks
 (`convs.choose`), marking where the rule disagrees with this machine.
 
@@ -79,7 +79,8 @@ def main() -> None:
         jax.block_until_ready(fns[algo](x, w))  # compile + warm
       per = {algo: [] for algo in convs.ALGOS}
       for r in range(a.rounds):
-        order = convs.ALGOS[r % 3:] + convs.ALGOS[:r % 3]
+        n = r % len(convs.ALGOS)
+        order = convs.ALGOS[n:] + convs.ALGOS[:n]
         for algo in order:
           ts = []
           for _ in range(a.steps):

@@ -331,7 +331,7 @@ def _parse(argv):
                       'or eigen')
   p.add_argument('--algos', default='',
                  help='extra algorithm combinations to time, comma-separated conv1/conv2 '
-                      'pairs of xla|taps|dft, e.g. xla/dft,dft/dft (to check conv_algo=auto\'s '
+                      'pairs of xla|taps|dft|rows, e.g. rows/dft,dft/dft (to check conv_algo=auto\'s '
                       'rule in whole steps); default none')
   p.add_argument('--xla_flags', default='',
                  help='extra XLA_FLAGS, appended to any inherited XLA_FLAGS before jax starts')
@@ -349,12 +349,13 @@ def _parse(argv):
       _fail(f'--{name}: {v!r} is not an integer >= {low}')
     setattr(a, name, int(v))
   a.kernel_sizes = ks
+  from kernelscale import convs  # pylint: disable=g-import-not-at-top  (jax's backend not started)
   combos = []
   for item in (s.strip() for s in a.algos.split(',') if s.strip()):
     parts = tuple(item.split('/'))
-    if len(parts) != 2 or any(x not in ('xla', 'taps', 'dft') for x in parts):
-      _fail(f'--algos: {item!r} is not conv1/conv2 with each of xla, taps or dft '
-            '(e.g. xla/dft)')
+    if len(parts) != 2 or any(x not in convs.ALGOS for x in parts):
+      _fail(f'--algos: {item!r} is not conv1/conv2 with each of {", ".join(convs.ALGOS)} '
+            '(e.g. rows/dft)')
     combos.append(parts)
   a.algos = tuple(combos)
   if a.device not in (None, 'cpu', 'cuda'):
@@ -418,7 +419,7 @@ def main(argv=None) -> int:
           f'| {fastest(r)[2]:.2f} | {r["conv_impl"]} |')
   print()
   print('auto: conv_algo=auto, the same network computed with the algorithm per layer that '
-        'kernelscale/convs.py picks (taps, dft or xla); xla: nn.Conv as written.')
+        'kernelscale/convs.py picks (taps, rows, dft or xla); xla: nn.Conv as written.')
   return 0
 
 

@@ -1,4 +1,4 @@
-"""Convolution algorithms: the same 2-D convolution, computed three ways.
+"""Convolution algorithms: the same 2-D convolution, computed four ways.
 
 Every function here computes what flax's `nn.Conv` computes (a stride-1
 cross-correlation, NHWC input, HWIO kernel, SAME or VALID padding, no
@@ -12,10 +12,15 @@ parameters or its function; only the float rounding differs (relative error
           the forward is k*k shifted multiply-adds that XLA fuses into one
           elementwise loop; the gradients are `xla`'s. XLA:CPU runs a
           1-input-channel conv as a contraction of length k*k, slow for small k.
+- `rows`: also for few input channels, larger k: each output row tile is
+          one matmul of k input row segments against a banded (Toeplitz)
+          matrix holding the kernel; gradients are `xla`'s.
 - `dft`:  the convolution theorem, the DFTs written as small real matmuls
           (`dft_conv`). Its work grows with the padded size L = in + k//2,
           not with k*k: at k=7 on the seed net's 14x14x32 -> 64 layer it
-          needs about 1/6 of the direct conv's multiply-adds.
+          needs about 1/6 of the direct conv's multiply-adds. It works in
+          [W, H, B, C] (`LAYOUT`), which models.ConvNet then carries between
+          layers, so two dft layers in a row need no transpose.
 
 `conv_algo=auto` picks one per layer with `choose`: a rule measured on this
 project's machine (WORKSPACE.md); `benchmarks/conv_algos.py` times every
@@ -29,12 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ALGOS = ('xla', 'taps', 'dft')
+ALGOS = ('xla', 'taps', 'dft', 'rows')
+LAYOUTS = ('NHWC', 'WHBC')     # WHBC: [W, H, B, C], dft's own layout
+WHBC_FROM_NHWC = (2, 1, 0, 3)  # swaps axes 0 and 2: also NHWC from WHBC
 CONV_ALGOS = ('xla', 'auto')   # values of the config field `conv_algo`
-TAPS_MAX_CHANNELS = 4          # `taps` only for layers with at most this many input channels,
-TAPS_MAX_KERNEL = 5            # and kernels up to this size (slower than `xla` from k=7 here)
-DFT_MIN_KERNEL = 5             # `dft` from this kernel size up (slower than `xla` at k=3 here)
-FEW_CHANNELS_DFT_MIN_KERNEL = 11  # ... and for few-channel layers from this size (k=9: a tie)
+FEW_CHANNELS = 4               # layers with at most this many input channels: `taps` or `rows`,
+TAPS_MAX_KERNEL = 5            # `taps` up to this kernel size, `rows` above (taps is slower from k=7)
+DFT_MIN_KERNEL = 5             # more channels: `dft` from this kernel size up (slower than `xla` at k=3)
+ROWS_TILE = 7                  # output columns per matmul row in `rows` (4, 7, 14 tied here)
 
 
 def substituted(algos) -> bool:
@@ -47,19 +54,18 @@ def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -
 
   GPU and TPU: `xla` (cuDNN and the TPU compiler choose their own algorithms).
   CPU, float32 (seed net, batch 128, 2-core Zen 4, whole train steps timed
-  side by side; WORKSPACE.md): `taps` for <= TAPS_MAX_CHANNELS input channels
-  and k <= TAPS_MAX_KERNEL, `dft` for them from FEW_CHANNELS_DFT_MIN_KERNEL;
-  `dft` for more channels and k >= DFT_MIN_KERNEL; else `xla`. Other dtypes: `xla` (the rule was measured in float32 only).
+  side by side; WORKSPACE.md): for <= FEW_CHANNELS input channels `taps` up to
+  k = TAPS_MAX_KERNEL and `rows` above; for more channels `dft` from
+  k = DFT_MIN_KERNEL, else `xla`. Other dtypes: `xla` (the rule was measured
+  in float32 only).
   The rule was measured on XLA's Eigen conv path (cpu_conv=eigen, what
   cpu_conv=auto picks here); on the YNNPACK path the xla layers it keeps are
   slower and the balance can differ: check with benchmarks/conv_algos.py.
   """
   if platform != 'cpu' or dtype != 'float32':
     return 'xla'
-  if c_in <= TAPS_MAX_CHANNELS:
-    if kernel_size <= TAPS_MAX_KERNEL:
-      return 'taps'
-    return 'dft' if kernel_size >= FEW_CHANNELS_DFT_MIN_KERNEL else 'xla'
+  if c_in <= FEW_CHANNELS:
+    return 'taps' if kernel_size <= TAPS_MAX_KERNEL else 'rows'
   return 'dft' if kernel_size >= DFT_MIN_KERNEL else 'xla'
 
 
@@ -124,6 +130,52 @@ def _taps_bwd(padding, res, g):
 taps_conv.defvjp(_taps_fwd, _taps_bwd)
 
 
+def _rows_forward(x_BxHxWxC, w_KxKxCxO, padding: str):
+  """Each output row tile as one matmul against a banded (Toeplitz) kernel matrix.
+
+  For output row i and a tile of T = ROWS_TILE output columns, the k input
+  rows i..i+k-1, over the tile's columns plus k-1, are k contiguous row
+  segments (k * (T+k-1) * C values); one matmul maps them to the tile's T*O
+  outputs through a [k*(T+k-1)*C, T*O] matrix that holds the kernel on its
+  diagonals: [B*out_h*tiles, k*(T+k-1)*C] @ [k*(T+k-1)*C, T*O], NHWC out.
+  (T+k-1)/k of its products are with the band's zeros (~1.9x at k=7), but it
+  is one large matmul in place of the length-k*k*C contraction that XLA:CPU
+  runs slowly for few-channel layers.
+  """
+  B, H, W, C = x_BxHxWxC.shape
+  k, O = w_KxKxCxO.shape[0], w_KxKxCxO.shape[-1]
+  lo, hi = _pads(padding, k)
+  out_h, out_w = H + lo + hi - k + 1, W + lo + hi - k + 1
+  T = min(ROWS_TILE, out_w)
+  tiles = -(-out_w // T)
+  S = T + k - 1                        # input columns one tile reads
+  xp = jnp.pad(x_BxHxWxC, ((0, 0), (lo, hi), (lo, tiles * T + k - 1 - W - lo), (0, 0)))
+  # [B, out_h, (tile, a), S, C]: input row i+a, the columns tile t reads
+  segs = jnp.stack([xp[:, a:a + out_h, t * T:t * T + S, :]
+                    for t in range(tiles) for a in range(k)], axis=2)
+  segs = segs.reshape(B, out_h, tiles, k * S * C)
+  band = np.zeros((k, S, T), np.float32)  # band[b, j, v] = 1 where input column j = v + b
+  for b in range(k):
+    band[b, np.arange(T) + b, np.arange(T)] = 1.0
+  kmat = jnp.einsum('bjv,abco->ajcvo', band.astype(w_KxKxCxO.dtype), w_KxKxCxO)
+  y = jax.lax.dot_general(segs, kmat.reshape(k * S * C, T * O), (((3,), (0,)), ((), ())),
+                          preferred_element_type=x_BxHxWxC.dtype)
+  return y.reshape(B, out_h, tiles * T, O)[:, :, :out_w]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def rows_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
+  """Forward as `_rows_forward`'s banded matmuls; gradients as `xla_conv`'s.
+
+  A custom_vjp, like `taps_conv` (reverse mode only). The gradients jax would
+  derive from the matmul ran slower in whole steps than lax.conv's.
+  """
+  return _rows_forward(x_BxHxWxC, w_KxKxCxO, padding)
+
+
+rows_conv.defvjp(lambda x, w, padding: (_rows_forward(x, w, padding), (x, w)), _taps_bwd)
+
+
 def dft_size(in_hw: int, kernel_size: int, padding: str) -> int:
   """DFT length L per spatial side for which circular correlation equals the padded one.
 
@@ -144,7 +196,32 @@ def _dft_mats(n_in: int, offset: int, L: int, half: bool):
   return np.cos(ang), -np.sin(ang)
 
 
-def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
+def _const_matmul(M: np.ndarray, y, batch: int = 0):
+  """M @ y for a constant M ([m, k], or with `batch`: the same M for each of y's
+  `batch` leading slices, y [batch, k, n]); its gradient multiplies by M's
+  transpose, precomputed, so that XLA sees [m, k] @ [k, n] both ways (jax's
+  own transpose rule hands XLA:CPU a transposed operand, which it ran ~4x
+  slower here for dft's S4 stage).
+  """
+  Mt = np.ascontiguousarray(M.T)
+
+  def mm(A, v):
+    A = jnp.asarray(A, v.dtype)
+    if batch:
+      return jax.lax.dot_general(jnp.broadcast_to(A, (batch,) + A.shape), v,
+                                 (((2,), (1,)), ((0,), (0,))),
+                                 preferred_element_type=jnp.float32)
+    return jax.lax.dot_general(A, v, (((1,), (0,)), ((), ())),
+                               preferred_element_type=jnp.float32)
+
+  @jax.custom_vjp
+  def f(v):
+    return mm(M, v)
+  f.defvjp(lambda v: (mm(M, v), None), lambda _, g: (mm(Mt, g),))
+  return f(y)
+
+
+def _dft_whbc(x_WxHxBxC, w_KxKxCxO, padding: str):
   """The convolution theorem with every DFT written as a small real matmul.
 
   Stages (v: column frequencies, L//2+1 of them since the input is real; u:
@@ -156,11 +233,12 @@ def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
     S5  v -> output columns j   one matmul      [out_w, 2Lr] @ [2Lr, out_h*B*O]
   The kernel's spectrum is one more matmul, [3*L*Lr, k*k] @ [k*k, C*O]. Each
   stage's operands are contiguous as they come out of the previous one, so
-  the only layout copies are one transpose in and one out; jax derives the
-  backward pass as matmuls too (no FFT op, no complex dtype). The input's
+  it takes its input as [W, H, B, C] and returns [out_w, out_h, B, O] (the
+  layout the network carries between such layers: models.ConvNet); jax
+  derives the backward pass as matmuls too (no FFT op, no complex dtype). The input's
   zero padding is never materialised: it is a phase in the S1/S2 matrices.
   """
-  B, H, W, C = x_BxHxWxC.shape
+  W, H, B, C = x_WxHxBxC.shape
   k, O = w_KxKxCxO.shape[0], w_KxKxCxO.shape[-1]
   lo, hi = _pads(padding, k)
   out_h, out_w = H + lo + hi - k + 1, W + lo + hi - k + 1
@@ -171,16 +249,15 @@ def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
   # S1: columns w -> half spectrum v (real, imag): [Lr, 2, H, B, C]
   cw, sw = _dft_mats(W, lo, L, half=True)                        # [Lr, W]
   Gw = np.stack([cw, sw], axis=1).reshape(2 * Lr, W).astype(f32)  # rows (v, t)
-  xt = jnp.transpose(x_BxHxWxC.astype(jnp.float32), (2, 1, 0, 3))  # W,H,B,C
-  A = dot(Gw, xt, (((1,), (0,)), ((), ())))                      # [2Lr, H, B, C]
+  xt = x_WxHxBxC.astype(jnp.float32)
+  A = _const_matmul(Gw, xt)                                      # [2Lr, H, B, C]
   A = A.reshape(Lr, 2 * H, B * C)                                # [v, (t, h), (b, c)]
   # S2: rows h -> all frequencies u, complex: X = (ch + i sh)(Ar + i Ai)
   ch, sh = _dft_mats(H, lo, L, half=False)                       # [L, H]
   Mr = np.concatenate([ch, -sh], axis=1).astype(f32)             # [u, (t, h)] -> real part
   Mi = np.concatenate([sh, ch], axis=1).astype(f32)              # -> imaginary part
-  bd = (((2,), (1,)), ((0,), (0,)))                              # batch v, contract (t, h)
-  Xr = dot(jnp.broadcast_to(Mr, (Lr,) + Mr.shape), A, bd).reshape(Lr, L, B, C)
-  Xi = dot(jnp.broadcast_to(Mi, (Lr,) + Mi.shape), A, bd).reshape(Lr, L, B, C)
+  Xr = _const_matmul(Mr, A, batch=Lr).reshape(Lr, L, B, C)
+  Xi = _const_matmul(Mi, A, batch=Lr).reshape(Lr, L, B, C)
   # Kernel spectrum W = DFT(w) (kernel at offset 0) as one matmul, with the
   # signs that the product X * conj(W) needs folded in: [Wr, Wi, -Wi].
   ckw, skw = _dft_mats(k, 0, L, half=True)                       # [Lr, k]: cos, -sin
@@ -199,7 +276,7 @@ def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
   ang = 2 * np.pi * np.outer(np.arange(out_h), np.arange(L)) / L
   ci, si = np.cos(ang) / L, np.sin(ang) / L
   Ih = np.block([[ci, -si], [si, ci]]).astype(f32)               # [(s, i), (t, u)]
-  Z = dot(jnp.broadcast_to(Ih, (Lr,) + Ih.shape), Y, (((2,), (1,)), ((0,), (0,))))  # [v, (s, i), (B, O)]
+  Z = _const_matmul(Ih, Y, batch=Lr)                             # [v, (s, i), (B, O)]
   # S5: inverse over v (half spectrum -> real), contracting (v, s): y[j, i, B, O]
   cv = np.full(Lr, 2.0)
   cv[0] = 1.0
@@ -208,16 +285,48 @@ def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
   ang = 2 * np.pi * np.outer(np.arange(out_w), np.arange(Lr)) / L
   Iw = np.stack([np.cos(ang) * cv / L, -np.sin(ang) * cv / L], axis=-1)  # [j, v, s]
   Iw = Iw.reshape(out_w, 2 * Lr).astype(f32)
-  y = dot(Iw, Z.reshape(2 * Lr, out_h * B * O), (((1,), (0,)), ((), ())))
-  y = jnp.transpose(y.reshape(out_w, out_h, B, O), (2, 1, 0, 3))
-  return y.astype(x_BxHxWxC.dtype)
+  y = _const_matmul(Iw, Z.reshape(2 * Lr, out_h * B * O))
+  return y.reshape(out_w, out_h, B, O).astype(x_WxHxBxC.dtype)
 
 
-CONVS = {'xla': xla_conv, 'taps': taps_conv, 'dft': dft_conv}
+def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
+  """`_dft_whbc` on NHWC activations: a transpose in and one out."""
+  y = _dft_whbc(jnp.transpose(x_BxHxWxC, WHBC_FROM_NHWC), w_KxKxCxO, padding)
+  return jnp.transpose(y, WHBC_FROM_NHWC)
+
+
+CONVS = {'xla': xla_conv, 'taps': taps_conv, 'dft': dft_conv, 'rows': rows_conv}  # NHWC
+# Each algorithm's own activation layout, and its function in that layout.
+LAYOUT = {'xla': 'NHWC', 'taps': 'NHWC', 'dft': 'WHBC', 'rows': 'NHWC'}
+NATIVE = {'xla': xla_conv, 'taps': taps_conv, 'dft': _dft_whbc, 'rows': rows_conv}
+
+
+def _check(algo: str) -> None:
+  if algo not in CONVS:
+    raise ValueError(f'conv algorithm {algo!r}; known: {ALGOS}')
 
 
 def conv(algo: str, x_BxHxWxC, w_KxKxCxO, padding: str):
-  """Runs one algorithm by name."""
-  if algo not in CONVS:
-    raise ValueError(f'conv algorithm {algo!r}; known: {ALGOS}')
+  """Runs one algorithm by name, NHWC in and out."""
+  _check(algo)
   return CONVS[algo](x_BxHxWxC, w_KxKxCxO, padding)
+
+
+def layout(algo: str) -> str:
+  """The activation layout an algorithm takes and returns (`LAYOUTS`)."""
+  _check(algo)
+  return LAYOUT[algo]
+
+
+def conv_native(algo: str, x, w_KxKxCxO, padding: str):
+  """Runs one algorithm on, and returns, activations in its own layout (`LAYOUT[algo]`)."""
+  _check(algo)
+  return NATIVE[algo](x, w_KxKxCxO, padding)
+
+
+def to_layout(x, src: str, dst: str):
+  """Activations from layout `src` to `dst` (NHWC or WHBC); a no-op when they match."""
+  for name in (src, dst):
+    if name not in LAYOUTS:
+      raise ValueError(f'layout {name!r}; known: {LAYOUTS}')
+  return x if src == dst else jnp.transpose(x, WHBC_FROM_NHWC)  # the same swap both ways

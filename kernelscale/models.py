@@ -24,8 +24,10 @@ class ShapeError(ValueError):
   """A kernel that does not fit the input: raised before any compile."""
 
 
-def max_pool_2x2(x_BxHxWxC):
+def max_pool_2x2(x, layout: str = 'NHWC'):
   """2x2 max-pool, stride 2, VALID: the same values as nn.max_pool(x, (2, 2), (2, 2)).
+
+  `x` is NHWC, or [W, H, B, C] with layout='WHBC' (convs.LAYOUTS).
 
   Written as a reshape and a max over the two window axes instead of
   lax.reduce_window. The forward values are identical; the gradient differs
@@ -37,8 +39,14 @@ def max_pool_2x2(x_BxHxWxC):
   and was the largest single phase of the seed step at k=3.
   """
   with jax.named_scope('max_pool'):  # keeps the HLO op names attributable
-    B, H, W, C = x_BxHxWxC.shape
-    x = x_BxHxWxC[:, :H // 2 * 2, :W // 2 * 2, :]  # VALID: drop an odd last row/column
+    if layout == 'WHBC':
+      W, H, B, C = x.shape
+      x = x[:W // 2 * 2, :H // 2 * 2]  # VALID: drop an odd last column/row
+      return x.reshape(W // 2, 2, H // 2, 2, B, C).max(axis=(1, 3))
+    if layout != 'NHWC':
+      raise ValueError(f'layout {layout!r}; known: {convs.LAYOUTS}')
+    B, H, W, C = x.shape
+    x = x[:, :H // 2 * 2, :W // 2 * 2, :]  # VALID: drop an odd last row/column
     return x.reshape(B, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))
 
 
@@ -47,7 +55,8 @@ class AlgoConv(nn.Module):
 
   The same parameters (`kernel` k x k x C x O with nn.Conv's lecun-normal
   init, `bias` zeros) and the same function as nn.Conv; only how XLA is asked
-  to compute it differs.
+  to compute it differs. Activations come and go in the algorithm's own
+  layout, `convs.LAYOUT[algo]` (channels last in every layout).
   """
   features: int
   kernel_size: int
@@ -56,13 +65,13 @@ class AlgoConv(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxHxWxC):
+  def __call__(self, x):
     k = self.kernel_size
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, k, x_BxHxWxC.shape[-1], self.features), jnp.float32)
+                        (k, k, x.shape[-1], self.features), jnp.float32)
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
-    x = x_BxHxWxC.astype(self.dtype)
-    y = convs.conv(self.algo, x, kernel.astype(self.dtype), self.padding)
+    y = convs.conv_native(self.algo, x.astype(self.dtype), kernel.astype(self.dtype),
+                          self.padding)
     return y + bias.astype(self.dtype)
 
 
@@ -72,6 +81,11 @@ class ConvNet(nn.Module):
   Layer names are fixed (`conv1`, `conv2`, ..., `dense1`, `dense2`) so that
   optimized-HLO op names map back to layers. `conv_algos` names each conv
   layer's algorithm (`convs.ALGOS`); None runs flax's nn.Conv everywhere.
+  Between conv blocks the activations stay in the layout of the algorithm
+  that made them (`convs.LAYOUT`: dft and gemm work in [W, H, B, C]), so
+  neighbouring layers of the same layout need no transpose; they return to
+  NHWC before the dense classifier, whose parameters are nn.Dense's on
+  NHWC's flattening.
   """
   features: Sequence[int] = (32, 64)
   kernel_size: int = 3
@@ -85,15 +99,19 @@ class ConvNet(nn.Module):
   def __call__(self, x_BxHxWxC):
     x = x_BxHxWxC.astype(self.dtype)
     k = self.kernel_size
+    layout = 'NHWC'
     for i, f in enumerate(self.features):
       algo = self.conv_algos[i] if self.conv_algos else 'xla'
+      x = convs.to_layout(x, layout, convs.layout(algo))
+      layout = convs.layout(algo)
       if algo == 'xla':
         x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
                     dtype=self.dtype, name=f'conv{i + 1}')(x)
       else:
         x = AlgoConv(f, k, self.padding, algo, self.dtype, name=f'conv{i + 1}')(x)
       x = nn.relu(x)
-      x = max_pool_2x2(x)
+      x = max_pool_2x2(x, layout)
+    x = convs.to_layout(x, layout, 'NHWC')
     x = x.reshape((x.shape[0], -1))
     x = nn.Dense(self.hidden, dtype=self.dtype, name='dense1')(x)
     x = nn.relu(x)

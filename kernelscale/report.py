@@ -73,7 +73,8 @@ def conv_algo_notes(recs: list[dict]) -> list[str]:
                   for r in sorted(ok, key=lambda r: (r['padding'], r['kernel_size'])))
   return ['', f'Convolutions (`conv_algo={ok[0].get("conv_algo")}`, kernelscale/convs.py): {per}. '
           'Analytic FLOPs still count the direct convolution the network defines; XLA FLOPs '
-          'count what ran, which for `dft` layers is fewer.']
+          'count what ran: fewer for `dft` layers, more for `rows` layers (products with '
+          'the zeros of its banded matrix).']
 
 
 def write_results_md(recs: list[dict], workdir: str) -> str:
@@ -239,7 +240,7 @@ def _algo_caution(ok: list[dict]) -> list[str]:
   return ['**Read with care:** these steps ran other conv algorithms than `nn.Conv` '
           '(`conv_algo=auto`, listed under Measurements). XLA FLOPs and achieved rates count '
           'what ran; a `dft` layer runs far fewer FLOPs than the direct convolution it '
-          'replaces, so FLOP-based explanations describe those algorithms. The analytic '
+          'replaces and a `rows` layer more, so FLOP-based explanations describe those algorithms. The analytic '
           'FLOPs column is the direct convolution\'s count. Run with `conv_algo=xla` (the '
           'default) to explain `nn.Conv` itself.', '']
 
