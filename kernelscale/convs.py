@@ -16,7 +16,7 @@ parameters or its function; only the float rounding differs (relative error
           one matmul of k input row segments against a banded (Toeplitz)
           matrix holding the kernel; gradients are `xla`'s.
 - `dft`:  the convolution theorem, the DFTs written as small real matmuls
-          (`dft_conv`). Its work grows with the padded size L = in + k//2,
+          (`_dft_whbc`). Its work grows with the padded size L = in + k//2,
           not with k*k: at k=7 on the seed net's 14x14x32 -> 64 layer it
           needs about 1/6 of the direct conv's multiply-adds. It works in
           [W, H, B, C] (`LAYOUT`), which models.ConvNet then carries between
@@ -289,27 +289,21 @@ def _dft_whbc(x_WxHxBxC, w_KxKxCxO, padding: str):
   return y.reshape(out_w, out_h, B, O).astype(x_WxHxBxC.dtype)
 
 
-def dft_conv(x_BxHxWxC, w_KxKxCxO, padding: str):
-  """`_dft_whbc` on NHWC activations: a transpose in and one out."""
-  y = _dft_whbc(jnp.transpose(x_BxHxWxC, WHBC_FROM_NHWC), w_KxKxCxO, padding)
-  return jnp.transpose(y, WHBC_FROM_NHWC)
 
-
-CONVS = {'xla': xla_conv, 'taps': taps_conv, 'dft': dft_conv, 'rows': rows_conv}  # NHWC
 # Each algorithm's own activation layout, and its function in that layout.
 LAYOUT = {'xla': 'NHWC', 'taps': 'NHWC', 'dft': 'WHBC', 'rows': 'NHWC'}
 NATIVE = {'xla': xla_conv, 'taps': taps_conv, 'dft': _dft_whbc, 'rows': rows_conv}
 
 
 def _check(algo: str) -> None:
-  if algo not in CONVS:
+  if algo not in NATIVE:
     raise ValueError(f'conv algorithm {algo!r}; known: {ALGOS}')
 
 
 def conv(algo: str, x_BxHxWxC, w_KxKxCxO, padding: str):
   """Runs one algorithm by name, NHWC in and out."""
-  _check(algo)
-  return CONVS[algo](x_BxHxWxC, w_KxKxCxO, padding)
+  y = conv_native(algo, to_layout(x_BxHxWxC, 'NHWC', layout(algo)), w_KxKxCxO, padding)
+  return to_layout(y, layout(algo), 'NHWC')
 
 
 def layout(algo: str) -> str:

@@ -11,7 +11,7 @@ Labels (the keys of a record's `phase_s`):
       the data. A layer's bias belongs to it: bias add -> forward, bias
       gradient -> backward_filter (dL/dparams).
   conv<N>/backward                  the whole backward of a conv layer run by
-      convs.dft_conv (conv_algo=auto), whose input and filter gradients
+      convs._dft_whbc (conv_algo=auto), whose input and filter gradients
       share their stages; its forward is conv<N>/forward.
   dense/forward, dense/backward     the matmuls and their bias work.
   pooling/forward, pooling/backward max-pool and its gradient (on CPU XLA
@@ -356,7 +356,7 @@ def _evidence(module: Module, ins: Instr, kernels) -> tuple[int, str] | None:
     if name.startswith('dense'):
       return _RANK['bias'], 'dense/backward' if back else 'dense/forward'
     if ins.opcode in _ALGO_OPS:
-      # A conv layer computed without a convolution op (convs.dft_conv's
+      # A conv layer computed without a convolution op (convs._dft_whbc's
       # matmuls, convs.taps_conv's multiply-adds). dft's backward computes the
       # input and filter gradients from shared stages: one phase, `<conv>/backward`.
       return _RANK['conv'], f'{name}/backward' if back else f'{name}/forward'
