@@ -118,6 +118,7 @@ def main(argv):
   from kernelscale import device  # pylint: disable=g-import-not-at-top
   try:
     backend = device.configure_cpu_conv(config.cpu_conv)
+    backend.update(device.configure_malloc(config.get('malloc', 'auto')))
   except device.DeviceConfigError as e:
     _fail(str(e))
   from kernelscale import models, profiling, report, sweep  # pylint: disable=g-import-not-at-top
@@ -128,6 +129,7 @@ def main(argv):
     _fail(str(e))
   print(f'workdir: {os.path.abspath(workdir)}')
   print(f'cpu conv path: {backend["cpu_conv_path"]} ({backend["cpu_conv_reason"]})')
+  print(f'malloc: {backend["malloc_mode"]} ({backend["malloc_reason"]})')
   try:
     recs = sweep.run(config, workdir, extra_context=backend)
   except KeyboardInterrupt:

@@ -37,6 +37,7 @@ def main() -> None:
 
   from kernelscale import device  # before jax initialises
   backend = device.configure_cpu_conv(a.cpu_conv)
+  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import ceilings, data, measure, models, train  # pylint: disable=g-import-not-at-top
 
@@ -48,7 +49,7 @@ def main() -> None:
     batch = data.synthetic_batch(a.batch_size, 0)
     compiled = measure.compile_aot(train.train_step, (state, batch))['compiled']
     flops = measure.cost_analysis(compiled)[0]['xla_flops']
-    state, _, _, times = measure.run_steps(compiled, state, batch, 3, a.steps)
+    state, _, _, times, _ = measure.run_steps(compiled, state, batch, 3, a.steps)
     return flops, measure.step_stats(times)['step_s_median']
 
   rows = []
@@ -62,7 +63,7 @@ def main() -> None:
   after = ceilings.measure_ceilings()['ceiling_flops_per_s']
   peak = max(before, after)
   dev = jax.devices()[0]
-  print(f'{dev.platform} ({dev.device_kind}), conv path {backend["cpu_conv_path"] or "n/a"}, '
+  print(f'{dev.platform} ({dev.device_kind}), conv path {backend["cpu_conv_path"] or "n/a"}, malloc {backend["malloc_mode"]}, '
         f'seed {a.padding} batch {a.batch_size} float32; float32 matmul ceiling '
         f'{peak / 1e9:.1f} GFLOP/s (before {before / 1e9:.1f}, after {after / 1e9:.1f})')
   print(f'{"k":>3} {"conv algorithms":<16} {"step ms":>9} {"XLA GFLOP":>10} '

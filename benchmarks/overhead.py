@@ -33,6 +33,7 @@ def main() -> None:
 
   from kernelscale import device  # before jax initialises
   backend = device.configure_cpu_conv(a.cpu_conv)
+  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
 
@@ -43,12 +44,12 @@ def main() -> None:
   state, *_ = measure.run_steps(compiled, state, batch, warmup=3, steps=1)
 
   print(f'seed k={a.kernel_size} {a.padding} batch {a.batch_size} on '
-        f'{jax.devices()[0].device_kind}, cpu conv path {backend["cpu_conv_path"]}; '
+        f'{jax.devices()[0].device_kind}, cpu conv path {backend["cpu_conv_path"]}, malloc {backend["malloc_mode"]}; '
         f'{a.pairs} pairs x {a.steps} steps')
   diffs = []
   for i in range(a.pairs):
     # Harness: exactly what the sweep records.
-    state, _, _, times = measure.run_steps(compiled, state, batch, warmup=2, steps=a.steps)
+    state, _, _, times, _ = measure.run_steps(compiled, state, batch, warmup=2, steps=a.steps)
     harness = measure.step_stats(times)['step_s_median']
     # Bare loop: same executable, no per-step blocking or clock.
     for _ in range(2):

@@ -119,7 +119,7 @@ class _JaxSide:
   def run(self, steps: int, warmup: int = 0) -> list[float]:
     from kernelscale import measure  # pylint: disable=g-import-not-at-top
     # The donated state is consumed by each call: always rebind it.
-    self.state, self.metrics, first, times = measure.run_steps(
+    self.state, self.metrics, first, times, _ = measure.run_steps(
         self.compiled, self.state, self.batch, warmup, steps)
     if self.first_step_s is None:
       self.first_step_s = first
@@ -329,6 +329,11 @@ def _parse(argv):
                  help='XLA CPU convolution path, as config.cpu_conv: auto (default; what '
                       'run.py picks), ynnpack (jaxlib out of the box; "default" is the same) '
                       'or eigen')
+  p.add_argument('--malloc', default='auto',
+                 help='host malloc, as config.malloc: auto (default; what run.py sets: retain '
+                      'on glibc), retain or system (the C library\'s defaults, what jax and '
+                      'torch get out of the box); one setting for the whole process, so both '
+                      'sides run under it')
   p.add_argument('--algos', default='',
                  help='extra algorithm combinations to time, comma-separated conv1/conv2 '
                       'pairs of xla|taps|dft|rows, e.g. rows/dft,dft/dft (to check conv_algo=auto\'s '
@@ -364,11 +369,18 @@ def _parse(argv):
   a.cpu_conv = {'default': 'ynnpack'}.get(a.cpu_conv, a.cpu_conv)
   if a.cpu_conv not in device.CPU_CONV_CHOICES:
     _fail(f'--cpu_conv: {a.cpu_conv!r}; use one of {", ".join(device.CPU_CONV_CHOICES)}')
+  if a.malloc not in device.MALLOC_CHOICES:
+    _fail(f'--malloc: {a.malloc!r}; use one of {", ".join(device.MALLOC_CHOICES)}')
   return a
 
 
 def main(argv=None) -> int:
   args = _parse(sys.argv[1:] if argv is None else argv)
+  from kernelscale import device as ks_device  # pylint: disable=g-import-not-at-top
+  try:
+    mem = ks_device.configure_malloc(args.malloc)  # before torch and jax allocate
+  except ks_device.DeviceConfigError as e:
+    _fail(str(e).replace('config.malloc', '--malloc'))
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -377,7 +389,6 @@ def main(argv=None) -> int:
   device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
   if device == 'cuda' and not torch.cuda.is_available():
     _fail('--device: cuda asked, but this torch build sees no CUDA device')
-  from kernelscale import device as ks_device  # pylint: disable=g-import-not-at-top
   # Set before jax is imported: both take effect only at backend start.
   if args.xla_flags:
     os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {args.xla_flags}'.strip()
@@ -394,6 +405,7 @@ def main(argv=None) -> int:
   print(f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}' + (
       f'; cpu_conv={conv["cpu_conv"]} -> {conv["cpu_conv_path"]} ({conv["cpu_conv_reason"]})'
       if conv else ''))
+  print(f'malloc: {mem["malloc_mode"]} ({mem["malloc_reason"]}), for both sides')
   print(f'threads: torch {torch.get_num_threads()} (intra-op), '
         f'{torch.get_num_interop_threads()} (inter-op); XLA uses its own pool sized from '
         f'the {threads} usable cores')

@@ -82,6 +82,7 @@ def main() -> int:
   a = p.parse_args()
   from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
   conv = device.configure_cpu_conv(a.cpu_conv)
+  conv.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   try:
     import torch  # pylint: disable=g-import-not-at-top
@@ -89,7 +90,7 @@ def main() -> int:
     print(peer_torch.SKIP_MESSAGE)
     return 0
   torch.set_num_threads(peer_torch.host_threads())
-  print(f'cpu_conv={a.cpu_conv} -> {conv["cpu_conv_path"]}; torch {torch.__version__} '
+  print(f'cpu_conv={a.cpu_conv} -> {conv["cpu_conv_path"]}, malloc {conv["malloc_mode"]}; torch {torch.__version__} '
         f'{torch.get_num_threads()} threads; conv2 ({a.batch_size}x14x14x32 -> 64), SAME; '
         f'{a.rounds} rounds x {a.steps} calls, alternating; median ms of round medians')
   print('| k | phase | GFLOP (dense) | jax ms | torch ms | jax/torch |')

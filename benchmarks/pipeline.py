@@ -42,6 +42,7 @@ def main() -> None:
 
   from kernelscale import device  # before jax initialises
   backend = device.configure_cpu_conv(a.cpu_conv)
+  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from kernelscale import accuracy, data, measure, models, pipeline, train  # pylint: disable=g-import-not-at-top
@@ -67,7 +68,7 @@ def main() -> None:
   n_steps = pipeline.num_batches(len(y), a.batch_size)
 
   print(f'seed k={a.kernel_size} SAME batch {a.batch_size} on {jax.devices()[0].device_kind} '
-        f'({os.cpu_count()} cores), cpu conv path {backend["cpu_conv_path"]}; {ds.name}: '
+        f'({os.cpu_count()} cores), cpu conv path {backend["cpu_conv_path"]}, malloc {backend["malloc_mode"]}; {ds.name}: '
         f'{n_steps} steps per epoch ({len(y)} images), {a.rounds} rounds, data cache '
         f'{dset.cache}')
 

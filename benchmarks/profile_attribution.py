@@ -46,6 +46,7 @@ def main() -> None:
   else:
     from kernelscale import device  # before jax initialises
     backend = device.configure_cpu_conv(a.cpu_conv)
+    backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
     from experiments import seed  # pylint: disable=g-import-not-at-top
     from kernelscale import sweep  # pylint: disable=g-import-not-at-top
 

@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dtype = 'float32'
   c.precision = 'default'          # default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)
   c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/device.py)
+  c.malloc = 'auto'                # auto (retain on glibc) | retain | system: host malloc (device.py)
   c.conv_algo = 'xla'              # xla (nn.Conv as written) | auto (per layer; kernelscale/convs.py)
   c.learning_rate = 1e-3
   c.seed = 0

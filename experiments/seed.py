@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.epochs = 0                     # > 0: train for accuracy instead (experiments/accuracy.py)
   c.train_examples = 60_000        # for epoch_s = steps per epoch x median step
   c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/device.py)
+  c.malloc = 'auto'                # auto (retain on glibc) | retain | system: host malloc (device.py)
   c.conv_algo = 'xla'              # xla (nn.Conv as written) | auto (per layer; kernelscale/convs.py)
   c.warmup_steps = 3
   c.timed_steps = 15

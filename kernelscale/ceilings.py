@@ -191,7 +191,7 @@ def time_optimizer_update(state, warmup: int = 3, steps: int = 20) -> dict:
   state = jax.tree_util.tree_map(lambda x: jax.device_put(np.array(x)), state)
   grads = jax.tree_util.tree_map(lambda p: jax.device_put(np.array(p) * 1e-3), state.params)
   comp = measure.compile_aot(_optimizer_only_step, (state, grads))
-  _, _, _, times = measure.run_steps(comp['compiled'], state, grads, warmup, steps)
+  _, _, _, times, _ = measure.run_steps(comp['compiled'], state, grads, warmup, steps)
   stats = measure.step_stats(times)
   return {'optimizer_update_s': stats['step_s_median'],
           'optimizer_update_s_p90': stats['step_s_p90']}

@@ -1,14 +1,22 @@
-"""Backend choices that must be made before jax initialises: the CPU conv path.
+"""Process choices that must be made before jax initialises: the CPU conv path and malloc.
 
 On CPU, jaxlib 0.10.2 sends convolutions to a YNNPACK fusion by default; the
 flag below sends them to XLA's Eigen path instead. XLA reads XLA_FLAGS once,
 when the backend initialises, so the choice is made in run.py before anything
 touches a device, and `auto` measures both paths in child processes.
 
+XLA:CPU allocates each step's scratch buffer (tens of MiB for the seed
+network) with the C library's malloc. glibc serves blocks above its mmap
+threshold (at most 32 MiB) with a fresh mmap and unmaps them on free, so
+every step page-faults its whole scratch buffer in again: ~11,000 minor faults
+per seed step at k=3 here, ~40% of the step (benchmarks/malloc.py,
+WORKSPACE.md). `configure_malloc` tells glibc to keep freed memory instead.
+
 This module must not import jax at module level.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -21,6 +29,15 @@ _YNN_FLAG_PREFIX = '--xla_cpu_experimental_ynn_fusion_type'
 RULE_REASON = ('auto: rule for jaxlib 0.10.2 on CPU: Eigen, measured 1.4-2.2x faster than the '
                'YNNPACK default on the seed train step (experiments/backends.py, WORKSPACE.md); '
                'run experiments/backends.py to measure this machine instead')
+
+
+MALLOC_CHOICES = ('auto', 'retain', 'system')
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_RETAIN = ((_M_ARENA_MAX, 1),            # one arena: XLA's threads share its kept memory
+           (_M_MMAP_MAX, 0),             # no block gets its own mmap (unmapped on free)
+           (_M_TRIM_THRESHOLD, 2 ** 31 - 1))  # never hand the heap's top back to the OS
+_malloc_applied = False  # mallopt cannot be undone: once retained, the process stays so
 
 
 class DeviceConfigError(ValueError):
@@ -121,6 +138,66 @@ def configure_cpu_conv(choice: str) -> dict:
           'cpu_conv_speedup_vs_default': speedup}
 
 
+def _glibc():
+  """The process's C library when it is glibc (has mallopt), else None."""
+  try:
+    libc = ctypes.CDLL(None)
+    libc.gnu_get_libc_version.restype = ctypes.c_char_p
+    libc.gnu_get_libc_version()
+    return libc if hasattr(libc, 'mallopt') else None
+  except (OSError, AttributeError):
+    return None
+
+
+def configure_malloc(choice: str) -> dict:
+  """Sets how the C library's malloc treats freed memory; call before jax initialises.
+
+  Args:
+    choice: 'retain' keeps freed memory in the process (glibc mallopt: one
+      arena, no per-block mmap, no trimming), so each step reuses the pages
+      of the step before instead of faulting in fresh ones; the process's
+      resident memory then stays at its peak. 'system' leaves the C
+      library's defaults (what jax gets out of the box). 'auto' (default):
+      'retain' where the C library is glibc, else 'system'.
+
+  Returns:
+    Record fields: malloc (the choice), malloc_mode ('retain' or 'system': what
+    the process runs with) and malloc_reason.
+
+  Raises:
+    DeviceConfigError: for an unknown choice, or 'retain' without glibc.
+  """
+  global _malloc_applied
+  if choice not in MALLOC_CHOICES:
+    raise DeviceConfigError(f'config.malloc: unknown value {choice!r}; use one of '
+                            f'{MALLOC_CHOICES}')
+  libc = _glibc() if choice != 'system' else None
+  if choice == 'retain' and libc is None:
+    raise DeviceConfigError('config.malloc: retain needs glibc (Linux); this C library has no '
+                            'mallopt; use auto or system')
+  if libc is not None:
+    for param, value in _RETAIN:
+      if libc.mallopt(param, value) != 1:
+        raise DeviceConfigError(f'config.malloc: glibc refused mallopt({param}, {value})')
+    _malloc_applied = True
+  if libc is not None:
+    reason = ('glibc keeps freed memory (mallopt: 1 arena, no mmap per block, no trim); '
+              f'set by config.malloc={choice}')
+  elif _malloc_applied:
+    reason = ('config.malloc=system, but an earlier call in this process set glibc to keep '
+              'freed memory, which cannot be undone')
+  elif choice == 'system':
+    reason = 'the C library\'s defaults (config.malloc=system)'
+  else:
+    reason = 'auto: not glibc, so the C library\'s defaults'
+  return {'malloc': choice, 'malloc_mode': malloc_mode(), 'malloc_reason': reason}
+
+
+def malloc_mode() -> str:
+  """'retain' once configure_malloc has set glibc to keep freed memory, else 'system'."""
+  return 'retain' if _malloc_applied else 'system'
+
+
 def _load_cache() -> dict:
   try:
     with open(_cache_path(), encoding='utf-8') as f:
@@ -139,6 +216,36 @@ def _save_cache(cache: dict) -> None:
     os.replace(tmp, path)
   except OSError:
     pass  # an unwritable cache only means measuring again next time
+
+
+def _malloc_note(ok: list[dict]) -> str:
+  """What host malloc did to the CPU steps: the mode and the page faults it left."""
+  mode = ok[0].get('malloc_mode')
+  faults = sorted(r['minor_faults_per_step'] for r in ok
+                  if r.get('minor_faults_per_step') is not None)
+  temp = [r['temp_bytes'] for r in ok if r.get('temp_bytes')]
+  if mode == 'retain':
+    line = ('Host memory: glibc kept freed memory for reuse (mallopt: one arena, no mmap per '
+            f'block, no trim; config.malloc={ok[0].get("malloc") or "retain"}).')
+  elif mode == 'system':
+    line = ('Host memory: the C library\'s default malloc (config.malloc=system, or not glibc). '
+            'glibc maps each block above its mmap threshold (at most 32 MiB) afresh and unmaps '
+            'it on free, so XLA\'s per-step scratch buffer is faulted in again every step.')
+  else:
+    return 'Host memory: these records predate config.malloc; how malloc ran is unknown.'
+  if faults:
+    lo, hi = faults[0], faults[-1]
+    span = f'{lo:,.0f}' if round(lo) == round(hi) else f'{lo:,.0f}-{hi:,.0f}'
+    line += f' Timed steps took {span} minor page faults each (whole process)'
+    if temp:
+      lo_t, hi_t = f'{min(temp) / 2**20:.0f}', f'{max(temp) / 2**20:.0f}'
+      line += (f'; XLA\'s scratch buffer per step was {lo_t if lo_t == hi_t else lo_t + "-" + hi_t}'
+               f' MiB (up to {max(temp) / 4096:,.0f} pages of 4 KiB)')
+    line += '.'
+  if mode == 'retain':
+    line += (' benchmarks/malloc.py times the same step with glibc\'s defaults in alternating '
+             'processes (this project\'s figures: WORKSPACE.md).')
+  return line
 
 
 def platform_notes(recs: list[dict]) -> list[str]:
@@ -165,6 +272,7 @@ def platform_notes(recs: list[dict]) -> list[str]:
       line += (' This machine has no side-by-side measurement yet: run '
                '`python run.py --config=experiments/backends.py` for one.')
     notes.append(line)
+    notes.append(_malloc_note(ok))
   elif plat == 'gpu':
     level = r.get('xla_gpu_autotune_level')
     notes.append(

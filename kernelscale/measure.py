@@ -55,6 +55,15 @@ def compile_aot(fn: Callable, args: tuple, donate_argnums=(0,)) -> dict:
           'compile_s': t2 - t1, 'monitor_compile_s': sum(mine) if mine else None}
 
 
+def minor_faults() -> int | None:
+  """Minor page faults of this process so far (all threads); None where unsupported."""
+  try:
+    import resource  # pylint: disable=g-import-not-at-top
+  except ImportError:  # not Unix
+    return None
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
               steps: int, on_step: Callable[[int], Any] | None = None):
   """Runs the first step, `warmup` warm steps and `steps` timed steps.
@@ -62,7 +71,10 @@ def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
   Each step is blocked with block_until_ready before the clock stops.
 
   Returns:
-    (state, metrics of the last step, first_step_s, list of timed seconds).
+    (state, metrics of the last step, first_step_s, list of timed seconds,
+    minor page faults per timed step: the process's, None where the OS does
+    not count them). With glibc's default malloc, XLA:CPU's scratch buffer
+    faults in afresh every step (device.configure_malloc).
   """
   t0 = time.perf_counter()
   state, metrics = compiled(state, batch)
@@ -72,6 +84,7 @@ def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
     state, metrics = compiled(state, batch)
     jax.block_until_ready((state, metrics))
   times = []
+  faults0 = minor_faults()
   for i in range(steps):
     t0 = time.perf_counter()
     state, metrics = compiled(state, batch)
@@ -79,7 +92,8 @@ def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
     times.append(time.perf_counter() - t0)
     if on_step is not None:
       on_step(i)
-  return state, metrics, first, times
+  faults = (minor_faults() - faults0) / steps if faults0 is not None and steps else None
+  return state, metrics, first, times, faults
 
 
 def step_stats(times: list[float]) -> dict:

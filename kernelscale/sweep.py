@@ -165,6 +165,7 @@ def context() -> dict:
           'xla_flags': os.environ.get('XLA_FLAGS', ''),
           'cpu_conv_path': (device.conv_path(os.environ.get('XLA_FLAGS', ''))
                             if dev.platform == 'cpu' else None),
+          'malloc_mode': device.malloc_mode(),
           'xla_gpu_autotune_level': _flag_value('--xla_gpu_autotune_level'),
           'host': _platform.node(), 'cpu_count': os.cpu_count()}
 
@@ -229,9 +230,10 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec.update(mem)
   notes += n1 + n2
 
-  state, metrics, first, times = measure.run_steps(
+  state, metrics, first, times, faults = measure.run_steps(
       compiled, state, batch, config.warmup_steps, config.timed_steps)
   rec['first_step_s'] = first
+  rec['minor_faults_per_step'] = faults
   rec.update(measure.step_stats(times))
   rec['final_loss'] = float(metrics['loss'])
   # The optimizer update timed alone, so its share of the step is measurable

@@ -65,3 +65,61 @@ def test_platform_notes_per_backend():
   tpu = [{'status': 'ok', 'platform': 'tpu'}]
   assert 'padded to 128' in device.platform_notes(tpu)[0]
   assert device.platform_notes([{'status': 'failed'}]) == []
+
+
+def test_bad_malloc_choice_names_field():
+  with pytest.raises(device.DeviceConfigError, match='config.malloc'):
+    device.configure_malloc('jemalloc')
+
+
+# A child process (the setting is process-wide and cannot be undone) mallocs,
+# touches and frees a 64 MiB block 5 times and prints its minor page faults per
+# round: with glibc's defaults each round maps the block afresh (one fault per
+# 4 KiB page); retained, rounds after the first reuse the same pages.
+_FAULTS_CHILD = r'''
+import ctypes, resource, sys
+sys.path.insert(0, sys.argv[2])
+from kernelscale import device
+print(device.configure_malloc(sys.argv[1])['malloc_mode'])
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+n = 64 << 20
+counts = []
+for _ in range(5):
+  f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  p = libc.malloc(n)
+  ctypes.memset(p, 1, n)
+  libc.free(p)
+  counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+print(min(counts[1:]))
+'''
+
+
+@pytest.mark.skipif(device._glibc() is None, reason='malloc=retain is a glibc setting')  # pylint: disable=protected-access
+@pytest.mark.parametrize('choice,mode', [('system', 'system'), ('retain', 'retain'),
+                                         ('auto', 'retain')])
+def test_malloc_retain_stops_per_round_page_faults(choice, mode):
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-import
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, '-c', _FAULTS_CHILD, choice, root], check=True,
+                       capture_output=True, text=True).stdout.split()
+  pages = (64 << 20) // 4096
+  assert out[0] == mode
+  if mode == 'system':
+    assert int(out[1]) > pages // 2  # the block faults in again every round
+  else:
+    assert int(out[1]) < pages // 20
+
+
+def test_malloc_note_in_cpu_platform_notes():
+  base = {'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen', 'cpu_conv_reason': 'set'}
+  kept = [dict(base, malloc='auto', malloc_mode='retain', minor_faults_per_step=0.0,
+               temp_bytes=45 << 20)]
+  note = device.platform_notes(kept)[1]
+  assert 'kept freed memory' in note and '0 minor page faults' in note and '45 MiB' in note
+  faulting = [dict(base, malloc='system', malloc_mode='system', minor_faults_per_step=f,
+                   temp_bytes=57 << 20) for f in (11_000.0, 14_600.0)]
+  note = device.platform_notes(faulting)[1]
+  assert 'afresh' in note and '11,000-14,600 minor page faults' in note
+  assert 'predate config.malloc' in device.platform_notes([base])[1]

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from kernelscale import device
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = '--config=' + os.path.join(ROOT, 'experiments', 'seed.py') + ':quick'
 
@@ -33,8 +35,9 @@ def test_cli_end_to_end_quick(tmp_path):
                 'analytic_conv_flops', 'params', 'achieved_flops_per_s', 'epoch_s',
                 'kernel_size', 'padding', 'batch_size', 'dtype', 'model', 'platform',
                 'device_kind', 'device_count', 'jax_version', 'jaxlib_version', 'xla_flags',
-                'status', 'error'):
+                'status', 'error', 'malloc', 'malloc_mode', 'minor_faults_per_step'):
       assert key in r, key
+    assert r['malloc_mode'] == ('retain' if device._glibc() else 'system')  # pylint: disable=protected-access
     assert r['steps_timed'] == 3 and r['step_s_p10'] <= r['step_s_median'] <= r['step_s_p90']
     assert r['epoch_s'] == pytest.approx(r['steps_per_epoch'] * r['step_s_median'])
   assert recs[1]['xla_flops'] > recs[0]['xla_flops']
@@ -60,6 +63,7 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.nosuch=1',), 'nosuch'),
     (('--config.profile_steps=0',), 'config.profile_steps'),
     (('--config.conv_algo=fast',), 'config.conv_algo'),
+    (('--config.malloc=jemalloc',), 'config.malloc'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'

@@ -22,7 +22,7 @@ def test_compile_aot_compiles_once_and_steps_do_not_recompile():
   batch = data.synthetic_batch(8, 0)
   with measure.backend_compile_events() as events:
     comp = measure.compile_aot(train.train_step, (state, batch))
-    state, _, first, times = measure.run_steps(comp['compiled'], state, batch, 2, 4)
+    state, _, first, times, _ = measure.run_steps(comp['compiled'], state, batch, 2, 4)
   assert [n for n, _ in events].count('jit(train_step)') == 1
   assert comp['monitor_compile_s'] is not None and comp['monitor_compile_s'] > 0
   assert len(times) == 4 and first > 0

@@ -1,0 +1,124 @@
+"""The seed train step under glibc's default malloc and under config.malloc=retain.
+
+XLA:CPU takes each step's scratch buffer (45-76 MiB for the seed network at
+batch 128) from malloc. glibc serves blocks above its mmap threshold (at most
+32 MiB) with a fresh mmap and unmaps them on free, so every step faults the
+whole buffer in again, page by page. `config.malloc=retain` (run.py's default
+on glibc: kernelscale/device.py) keeps freed memory for reuse instead.
+
+The setting is per process and cannot be undone, so each mode runs in its own
+child process; the modes alternate, round by round, and each child times every
+k (SAME, batch 128, float32, conv_algo as given) with jit-compiled, donated
+train steps. Prints per k the median step and minor page faults per step under
+each mode, and the speed-up. Linux with glibc only.
+
+    python benchmarks/malloc.py                         # k=3,5,7,9,11, xla and auto, ~4 min
+    python benchmarks/malloc.py --kernel_sizes=3,7 --conv_algos=auto --rounds=2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+MODES = ('system', 'retain')
+
+
+def _fail(msg: str) -> None:
+  print(f'error: {msg}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _child(a) -> None:
+  """Times every (k, conv_algo) under this process's malloc mode; one JSON line each."""
+  from kernelscale import device
+  device.configure_malloc(a.malloc)
+  device.configure_cpu_conv(a.cpu_conv)
+  import jax  # pylint: disable=g-import-not-at-top
+  from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
+  hw, _, c = data.SYNTHETIC_SHAPE
+  batch = {'image': jax.random.normal(jax.random.PRNGKey(0), (a.batch_size,) + data.SYNTHETIC_SHAPE),
+           'label': jax.random.randint(jax.random.PRNGKey(1), (a.batch_size,), 0, 10)}
+  for k in a.kernel_sizes:
+    for algo in a.conv_algos:
+      module = models.build('seed', k, 'SAME', 'float32', hw, c, conv_algo=algo)
+      state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
+      compiled = measure.compile_aot(train.train_step, (state, batch))['compiled']
+      _, _, _, times, faults = measure.run_steps(compiled, state, batch, 3, a.steps)
+      print(json.dumps({'k': k, 'conv_algo': algo, 'step_s': statistics.median(times),
+                        'faults': faults, 'malloc_mode': device.malloc_mode()}), flush=True)
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument('--kernel_sizes', default='3,5,7,9,11', help='comma-separated k; SAME padding')
+  ap.add_argument('--conv_algos', default='xla,auto',
+                  help='comma-separated values of config.conv_algo to time; default xla,auto')
+  ap.add_argument('--batch_size', type=int, default=128)
+  ap.add_argument('--rounds', type=int, default=3, help='alternating rounds (2 processes each)')
+  ap.add_argument('--steps', type=int, default=10, help='timed steps per point per process')
+  ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
+  ap.add_argument('--malloc', choices=MODES, help=argparse.SUPPRESS)  # set in child processes
+  a = ap.parse_args()
+  try:
+    a.kernel_sizes = [int(k) for k in a.kernel_sizes.split(',') if k.strip()]
+  except ValueError:
+    _fail(f'--kernel_sizes: {a.kernel_sizes!r} is not a comma-separated list of integers')
+  if not a.kernel_sizes or min(a.kernel_sizes) < 1:
+    _fail(f'--kernel_sizes: give integers >= 1')
+  from kernelscale import convs, device  # pylint: disable=g-import-not-at-top  (no jax import)
+  a.conv_algos = [s.strip() for s in a.conv_algos.split(',') if s.strip()]
+  if not a.conv_algos or any(s not in convs.CONV_ALGOS for s in a.conv_algos):
+    _fail(f'--conv_algos: give values of {", ".join(convs.CONV_ALGOS)}')
+  for name in ('batch_size', 'rounds', 'steps'):
+    if getattr(a, name) < 1:
+      _fail(f'--{name}: {getattr(a, name)} is not >= 1')
+  if a.malloc:
+    _child(a)
+    return
+  if device._glibc() is None:  # pylint: disable=protected-access
+    _fail('needs glibc (Linux): config.malloc=retain is a glibc setting')
+
+  base = [sys.executable, os.path.abspath(__file__),
+          f'--kernel_sizes={",".join(map(str, a.kernel_sizes))}',
+          f'--conv_algos={",".join(a.conv_algos)}', f'--batch_size={a.batch_size}',
+          f'--steps={a.steps}', f'--cpu_conv={a.cpu_conv}']
+  print(f'seed net, SAME, batch {a.batch_size}, float32, cpu_conv={a.cpu_conv}; '
+        f'{a.rounds} rounds, each one process per malloc mode (order alternates), '
+        f'{a.steps} timed steps per point per process')
+  runs = {}  # (k, algo, mode) -> [(step_s, faults)]
+  for r in range(a.rounds):
+    for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+      print(f'round {r + 1}/{a.rounds}: malloc={mode} ...', flush=True)
+      p = subprocess.run(base + [f'--malloc={mode}'], capture_output=True, text=True)
+      if p.returncode:
+        tail = '\n'.join(p.stderr.strip().splitlines()[-5:])
+        _fail(f'the malloc={mode} child failed (exit {p.returncode}):\n{tail}')
+      for line in p.stdout.splitlines():
+        if line.startswith('{'):
+          d = json.loads(line)
+          runs.setdefault((d['k'], d['conv_algo'], mode), []).append((d['step_s'], d['faults']))
+  print()
+  print('| k | conv_algo | system ms | retain ms | system/retain (rounds min-max) '
+        '| faults/step system | retain |')
+  print('|---|---|---|---|---|---|---|')
+  for k in a.kernel_sizes:
+    for algo in a.conv_algos:
+      sy, re_ = runs[(k, algo, 'system')], runs[(k, algo, 'retain')]
+      ratios = [s[0] / t[0] for s, t in zip(sy, re_)]
+      ms = lambda v: statistics.median(x[0] for x in v) * 1e3
+      fl = lambda v: statistics.median(x[1] for x in v if x[1] is not None)
+      print(f'| {k} | {algo} | {ms(sy):.1f} | {ms(re_):.1f} | {statistics.median(ratios):.2f} '
+            f'({min(ratios):.2f}-{max(ratios):.2f}) | {fl(sy):,.0f} | {fl(re_):,.0f} |')
+  print('\nsystem: glibc\'s defaults (what jax gets out of the box); retain: config.malloc=auto '
+        'on glibc. Ratios pair the processes of one round.')
+
+
+if __name__ == '__main__':
+  main()
