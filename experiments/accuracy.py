@@ -6,10 +6,10 @@ Needs:  Fashion-MNIST prepared once, offline, from Debian's package:
           apt-get install dataset-fashion-mnist
           python run.py --prepare=fashion_mnist --from_idx=/usr/share/datasets/fashion-mnist
         (or --config.download=True where network and TensorFlow exist, e.g. Colab).
-Takes:  quick: about 5 minutes on a 2-core CPU (measured 4 min 35 s and 5 min 1 s wall
-        while other jobs shared the cores, load average 2-5; 78-120 s per epoch and point,
-        Eigen conv path chosen by cpu_conv=auto); an idle machine is faster. The first run
-        also decodes the PNGs (about 8 s), later runs read the cached arrays (0.2 s).
+Takes:  quick: about 1.5 minutes on a 2-core CPU (83 s wall, 13-30 s per epoch and point;
+        65 s with --config.conv_algo=auto; 2026-12-02, Zen 5 guest, malloc=retain, Eigen conv
+        path). The first run also decodes the PNGs (about 8 s), later runs read the cached
+        arrays (0.2 s).
         Full: 5 epochs and k=9 too, roughly 7x the quick form.
 
 Per point it records train_loss, test_accuracy, epoch_s (measured end to end,
