@@ -44,9 +44,12 @@ class DeviceConfigError(ValueError):
   """A bad backend choice; the message names the config field."""
 
 
-def _cache_path() -> str:
+CPU_CONV_CACHE, MALLOC_CACHE = 'cpu_conv.json', 'malloc.json'
+
+
+def _cache_path(name: str = CPU_CONV_CACHE) -> str:
   base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-  return os.path.join(base, 'kernelscale', 'cpu_conv.json')
+  return os.path.join(base, 'kernelscale', name)
 
 
 def machine_key() -> str:
@@ -149,6 +152,19 @@ def _glibc():
     return None
 
 
+def record_malloc_measurement(speedup_retain: float, detail: dict) -> str:
+  """Caches the measured speed of malloc=retain over glibc's defaults; returns the path.
+
+  benchmarks/malloc.py calls this after timing both modes side by side, so
+  that the report can state this machine's figure.
+  """
+  cache = _load_cache(MALLOC_CACHE)
+  cache[machine_key()] = dict(detail, speedup_retain=float(speedup_retain),
+                              when=time.strftime('%Y-%m-%dT%H:%M:%S'))
+  _save_cache(cache, MALLOC_CACHE)
+  return _cache_path(MALLOC_CACHE)
+
+
 def configure_malloc(choice: str) -> dict:
   """Sets how the C library's malloc treats freed memory; call before jax initialises.
 
@@ -162,7 +178,9 @@ def configure_malloc(choice: str) -> dict:
 
   Returns:
     Record fields: malloc (the choice), malloc_mode ('retain' or 'system': what
-    the process runs with) and malloc_reason.
+    the process runs with), malloc_reason, and malloc_speedup_vs_default
+    (retain's measured speed over glibc's defaults on this machine, from
+    benchmarks/malloc.py's cache; None when never measured).
 
   Raises:
     DeviceConfigError: for an unknown choice, or 'retain' without glibc.
@@ -190,7 +208,10 @@ def configure_malloc(choice: str) -> dict:
     reason = 'the C library\'s defaults (config.malloc=system)'
   else:
     reason = 'auto: not glibc, so the C library\'s defaults'
-  return {'malloc': choice, 'malloc_mode': malloc_mode(), 'malloc_reason': reason}
+  measured = _load_cache(MALLOC_CACHE).get(machine_key())
+  return {'malloc': choice, 'malloc_mode': malloc_mode(), 'malloc_reason': reason,
+          'malloc_speedup_vs_default': measured.get('speedup_retain') if measured else None,
+          'malloc_measured_when': measured.get('when') if measured else None}
 
 
 def malloc_mode() -> str:
@@ -198,16 +219,16 @@ def malloc_mode() -> str:
   return 'retain' if _malloc_applied else 'system'
 
 
-def _load_cache() -> dict:
+def _load_cache(name: str = CPU_CONV_CACHE) -> dict:
   try:
-    with open(_cache_path(), encoding='utf-8') as f:
+    with open(_cache_path(name), encoding='utf-8') as f:
       return json.load(f)
   except (OSError, ValueError):
     return {}
 
 
-def _save_cache(cache: dict) -> None:
-  path = _cache_path()
+def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:
+  path = _cache_path(name)
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + '.tmp'
@@ -242,9 +263,14 @@ def _malloc_note(ok: list[dict]) -> str:
       line += (f'; XLA\'s scratch buffer per step was {lo_t if lo_t == hi_t else lo_t + "-" + hi_t}'
                f' MiB (up to {max(temp) / 4096:,.0f} pages of 4 KiB)')
     line += '.'
-  if mode == 'retain':
-    line += (' benchmarks/malloc.py times the same step with glibc\'s defaults in alternating '
-             'processes (this project\'s figures: WORKSPACE.md).')
+  speed = ok[0].get('malloc_speedup_vs_default')
+  if speed is not None:
+    line += (f' Measured on this machine (benchmarks/malloc.py, '
+             f'{ok[0].get("malloc_measured_when") or "date unknown"}), the seed step ran at a '
+             f'median {speed:.2f}x the speed of glibc\'s defaults with memory kept.')
+  else:
+    line += (' This machine has no side-by-side measurement yet: `python benchmarks/malloc.py` '
+             'times both modes in alternating processes.')
   return line
 
 

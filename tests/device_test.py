@@ -123,3 +123,17 @@ def test_malloc_note_in_cpu_platform_notes():
   note = device.platform_notes(faulting)[1]
   assert 'afresh' in note and '11,000-14,600 minor page faults' in note
   assert 'predate config.malloc' in device.platform_notes([base])[1]
+
+
+def test_malloc_measurement_cached_and_reported(clean_env):
+  assert device.configure_malloc('system')['malloc_speedup_vs_default'] is None
+  path = device.record_malloc_measurement(1.42, {'rows': []})
+  assert path.startswith(str(clean_env)) and path.endswith(device.MALLOC_CACHE)
+  d = device.configure_malloc('system')
+  assert d['malloc_speedup_vs_default'] == 1.42 and d['malloc_measured_when']
+  rec = dict(d, status='ok', platform='cpu', malloc_mode='retain', cpu_conv_path='eigen')
+  assert '1.42x the speed' in device.platform_notes([rec])[1]
+  assert 'no side-by-side measurement' in device.platform_notes(
+      [dict(rec, malloc_speedup_vs_default=None)])[1]
+  # the conv-path cache is a separate file, untouched
+  assert device.configure_cpu_conv('auto')['cpu_conv_speedup_vs_default'] is None
