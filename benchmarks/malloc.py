@@ -12,8 +12,12 @@ k (SAME, batch 128, float32, conv_algo as given) with jit-compiled, donated
 train steps. Prints per k the median step and minor page faults per step under
 each mode, and the speed-up. Linux with glibc only.
 
-    python benchmarks/malloc.py                         # k=3,5,7,9,11, xla and auto, ~4 min
+    python benchmarks/malloc.py                         # k=3,5,7,9,11, xla and auto, ~3-4 min
     python benchmarks/malloc.py --kernel_sizes=3,7 --conv_algos=auto --rounds=2
+
+A full run (the defaults for k, conv_algos, batch size and steps, >= 2 rounds)
+caches its median speed-up in ~/.cache/kernelscale/malloc.json, keyed by CPU
+model, cores and jaxlib version; run.py's results.md then quotes it.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MODES = ('system', 'retain')
+DEFAULT_KS, DEFAULT_ALGOS = [3, 5, 7, 9, 11], ['xla', 'auto']
 
 
 def _fail(msg: str) -> None:
@@ -55,10 +60,11 @@ def _child(a) -> None:
 
 
 def main() -> None:
-  ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+  ap = argparse.ArgumentParser(description=__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument('--kernel_sizes', default='3,5,7,9,11', help='comma-separated k; SAME padding')
-  ap.add_argument('--conv_algos', default='xla,auto',
+  ap.add_argument('--kernel_sizes', default=','.join(map(str, DEFAULT_KS)),
+                  help='comma-separated k; SAME padding')
+  ap.add_argument('--conv_algos', default=','.join(DEFAULT_ALGOS),
                   help='comma-separated values of config.conv_algo to time; default xla,auto')
   ap.add_argument('--batch_size', type=int, default=128)
   ap.add_argument('--rounds', type=int, default=3, help='alternating rounds (2 processes each)')
@@ -71,11 +77,15 @@ def main() -> None:
   except ValueError:
     _fail(f'--kernel_sizes: {a.kernel_sizes!r} is not a comma-separated list of integers')
   if not a.kernel_sizes or min(a.kernel_sizes) < 1:
-    _fail(f'--kernel_sizes: give integers >= 1')
+    _fail(f'--kernel_sizes: {a.kernel_sizes}: give integers >= 1')
+  if len(set(a.kernel_sizes)) != len(a.kernel_sizes):
+    _fail(f'--kernel_sizes: {a.kernel_sizes} lists a kernel size twice')
   from kernelscale import convs, device  # pylint: disable=g-import-not-at-top  (no jax import)
-  a.conv_algos = [s.strip() for s in a.conv_algos.split(',') if s.strip()]
-  if not a.conv_algos or any(s not in convs.CONV_ALGOS for s in a.conv_algos):
-    _fail(f'--conv_algos: give values of {", ".join(convs.CONV_ALGOS)}')
+  given = a.conv_algos
+  a.conv_algos = [s.strip() for s in given.split(',') if s.strip()]
+  if (not a.conv_algos or any(s not in convs.CONV_ALGOS for s in a.conv_algos)
+      or len(set(a.conv_algos)) != len(a.conv_algos)):
+    _fail(f'--conv_algos: {given!r}; give distinct values of {", ".join(convs.CONV_ALGOS)}')
   for name in ('batch_size', 'rounds', 'steps'):
     if getattr(a, name) < 1:
       _fail(f'--{name}: {getattr(a, name)} is not >= 1')
@@ -122,12 +132,15 @@ def main() -> None:
         'on glibc. Ratios pair the processes of one round.')
   overall = statistics.median(r['ratio'] for r in rows)
   print(f'median speed-up of retain over glibc\'s defaults: {overall:.2f}x')
-  if a.rounds >= 2 and a.batch_size == 128:
+  full = (a.kernel_sizes == DEFAULT_KS and a.conv_algos == DEFAULT_ALGOS and a.batch_size == 128
+          and a.steps >= 10 and a.rounds >= 2)
+  if full:
     path = device.record_malloc_measurement(overall, {'rows': rows, 'rounds': a.rounds,
                                                       'cpu_conv': a.cpu_conv})
     print(f'cached for the reports of run.py on this machine: {path}')
   else:
-    print('not cached (the report cites runs of >= 2 rounds at batch 128)')
+    print('not cached: results.md quotes only full runs (default k, conv_algos, batch size '
+          'and steps, >= 2 rounds)')
 
 
 if __name__ == '__main__':

@@ -17,9 +17,11 @@ This module must not import jax at module level.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 
 EIGEN_FLAG = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
@@ -141,15 +143,45 @@ def configure_cpu_conv(choice: str) -> dict:
           'cpu_conv_speedup_vs_default': speedup}
 
 
+# jax plugins that mean the sweep will run on an accelerator, not on XLA:CPU
+_ACCELERATOR_MODULES = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin',
+                        'jax_rocm7_plugin', 'libtpu')
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
+
+
 def _glibc():
   """The process's C library when it is glibc (has mallopt), else None."""
+  if not sys.platform.startswith('linux'):
+    return None
   try:
     libc = ctypes.CDLL(None)
     libc.gnu_get_libc_version.restype = ctypes.c_char_p
     libc.gnu_get_libc_version()
     return libc if hasattr(libc, 'mallopt') else None
-  except (OSError, AttributeError):
+  except Exception:  # pylint: disable=broad-except  (musl, odd builds: no glibc)
     return None
+
+
+def _accelerator_expected() -> str | None:
+  """Why jax will likely run on a GPU/TPU rather than XLA:CPU; None when it will run on CPU."""
+  plats = os.environ.get('JAX_PLATFORMS', '').strip().lower()
+  if plats:
+    return None if plats.split(',')[0].strip() == 'cpu' else f'JAX_PLATFORMS={plats}'
+  for mod in _ACCELERATOR_MODULES:
+    try:
+      if importlib.util.find_spec(mod) is not None:
+        return f'{mod} is installed'
+    except (ImportError, ValueError):
+      continue
+  return None
+
+
+def _page_size() -> int:
+  try:
+    import resource  # pylint: disable=g-import-not-at-top
+    return resource.getpagesize()
+  except ImportError:
+    return 4096
 
 
 def record_malloc_measurement(speedup_retain: float, detail: dict) -> str:
@@ -172,9 +204,13 @@ def configure_malloc(choice: str) -> dict:
     choice: 'retain' keeps freed memory in the process (glibc mallopt: one
       arena, no per-block mmap, no trimming), so each step reuses the pages
       of the step before instead of faulting in fresh ones; the process's
-      resident memory then stays at its peak. 'system' leaves the C
-      library's defaults (what jax gets out of the box). 'auto' (default):
-      'retain' where the C library is glibc, else 'system'.
+      resident memory then stays at its peak, and compiles ran slower here
+      (one arena). 'system' leaves the C library's defaults (what jax gets
+      out of the box). 'auto' (default): 'retain' where the C library is
+      glibc and jax will run on CPU; 'system' where it is not glibc, or where
+      an accelerator is expected (JAX_PLATFORMS, or a CUDA/ROCm/TPU plugin
+      installed): there the step runs on the device and the slower host
+      compiles would distort the compile-time figures.
 
   Returns:
     Record fields: malloc (the choice), malloc_mode ('retain' or 'system': what
@@ -189,7 +225,8 @@ def configure_malloc(choice: str) -> dict:
   if choice not in MALLOC_CHOICES:
     raise DeviceConfigError(f'config.malloc: unknown value {choice!r}; use one of '
                             f'{MALLOC_CHOICES}')
-  libc = _glibc() if choice != 'system' else None
+  accelerator = _accelerator_expected() if choice == 'auto' else None
+  libc = _glibc() if choice == 'retain' or (choice == 'auto' and not accelerator) else None
   if choice == 'retain' and libc is None:
     raise DeviceConfigError('config.malloc: retain needs glibc (Linux); this C library has no '
                             'mallopt; use auto or system')
@@ -206,6 +243,9 @@ def configure_malloc(choice: str) -> dict:
               'freed memory, which cannot be undone')
   elif choice == 'system':
     reason = 'the C library\'s defaults (config.malloc=system)'
+  elif accelerator:
+    reason = (f'auto: the C library\'s defaults, as an accelerator is expected ({accelerator}); '
+              'retain helps XLA:CPU steps and slows host compiles')
   else:
     reason = 'auto: not glibc, so the C library\'s defaults'
   measured = _load_cache(MALLOC_CACHE).get(machine_key())
@@ -249,9 +289,12 @@ def _malloc_note(ok: list[dict]) -> str:
     line = ('Host memory: glibc kept freed memory for reuse (mallopt: one arena, no mmap per '
             f'block, no trim; config.malloc={ok[0].get("malloc") or "retain"}).')
   elif mode == 'system':
-    line = ('Host memory: the C library\'s default malloc (config.malloc=system, or not glibc). '
-            'glibc maps each block above its mmap threshold (at most 32 MiB) afresh and unmaps '
-            'it on free, so XLA\'s per-step scratch buffer is faulted in again every step.')
+    line = ('Host memory: the C library\'s default malloc '
+            f'({ok[0].get("malloc_reason") or "config.malloc=system"}).')
+    if temp and max(temp) > GLIBC_MMAP_THRESHOLD_MAX:
+      line += (' Under glibc, a block above its mmap threshold (at most 32 MiB) is mapped afresh '
+               'and unmapped on free, so a scratch buffer that large is faulted in again every '
+               'step; config.malloc=retain keeps it.')
   else:
     return 'Host memory: these records predate config.malloc; how malloc ran is unknown.'
   if faults:
@@ -260,14 +303,15 @@ def _malloc_note(ok: list[dict]) -> str:
     line += f' Timed steps took {span} minor page faults each (whole process)'
     if temp:
       lo_t, hi_t = f'{min(temp) / 2**20:.0f}', f'{max(temp) / 2**20:.0f}'
+      page = _page_size()
       line += (f'; XLA\'s scratch buffer per step was {lo_t if lo_t == hi_t else lo_t + "-" + hi_t}'
-               f' MiB (up to {max(temp) / 4096:,.0f} pages of 4 KiB)')
+               f' MiB (up to {max(temp) / page:,.0f} pages of {page // 1024} KiB)')
     line += '.'
   speed = ok[0].get('malloc_speedup_vs_default')
   if speed is not None:
-    line += (f' Measured on this machine (benchmarks/malloc.py, '
-             f'{ok[0].get("malloc_measured_when") or "date unknown"}), the seed step ran at a '
-             f'median {speed:.2f}x the speed of glibc\'s defaults with memory kept.')
+    line += (f' Measured on this machine (benchmarks/malloc.py, seed net, batch 128, k=3-11, '
+             f'{ok[0].get("malloc_measured_when") or "date unknown"}), the train step ran a '
+             f'median {speed:.2f}x as fast with memory kept as under glibc\'s defaults.')
   else:
     line += (' This machine has no side-by-side measurement yet: `python benchmarks/malloc.py` '
              'times both modes in alternating processes.')

@@ -102,6 +102,9 @@ def validate(config) -> list[Point]:
     raise ConfigError(f'config.conv_algo: unknown value {config.conv_algo!r}; use one of '
                       f'{convs.CONV_ALGOS} (xla: nn.Conv as written; auto: a faster '
                       'algorithm per layer, see kernelscale/convs.py)')
+  if config.get('malloc', 'auto') not in device.MALLOC_CHOICES:
+    raise ConfigError(f'config.malloc: unknown value {config.malloc!r}; use one of '
+                      f'{device.MALLOC_CHOICES}')
   if config.precision not in PRECISIONS:
     raise ConfigError(f'config.precision: unknown precision {config.precision!r}; use one of '
                       f'{PRECISIONS}')

@@ -53,7 +53,8 @@ def test_backends_quick_end_to_end(tmp_path):
 def test_backends_bad_child_field_fails_before_any_child(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu', XDG_CACHE_HOME=str(tmp_path / 'cache'))
   for arg, field in (('--config.kernel_sizes=0', 'config.kernel_sizes'),
-                     ('--config.cpu_conv=eigen', 'config.cpu_conv')):
+                     ('--config.cpu_conv=eigen', 'config.cpu_conv'),
+                     ('--config.malloc=jemalloc', 'config.malloc')):
     p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'),
                         f'--config={ROOT}/experiments/backends.py:quick', arg,
                         f'--workdir={tmp_path}/wd'],
