@@ -300,7 +300,7 @@ def _malloc_note(ok: list[dict]) -> str:
   if faults:
     lo, hi = faults[0], faults[-1]
     span = f'{lo:,.0f}' if round(lo) == round(hi) else f'{lo:,.0f}-{hi:,.0f}'
-    line += f' Timed steps took {span} minor page faults each (whole process)'
+    line += f' Timed steps averaged {span} minor page faults per step (whole process)'
     if temp:
       lo_t, hi_t = f'{min(temp) / 2**20:.0f}', f'{max(temp) / 2**20:.0f}'
       page = _page_size()
