@@ -55,8 +55,9 @@ _REPORT_ONLY = flags.DEFINE_bool(
     'results.jsonl (and ceilings.json) already in --workdir.')
 _PREDICT = flags.DEFINE_integer(
     'predict', None,
-    'Also print the predicted step time, with an interval, at this kernel size '
-    '(per padding where it fits), from the model with the smallest leave-one-out error.')
+    'Also predict the step time, with an interval, at this kernel size (per padding '
+    'where it fits), from the model with the smallest leave-one-out error; printed and '
+    'saved as `predictions` in analysis.json.')
 _PREPARE = flags.DEFINE_string(
     'prepare', None,
     'Prepare a TFDS dataset (fashion_mnist or mnist) from local IDX files given by '
@@ -186,7 +187,7 @@ def _report_only(workdir):
 def _analyse(recs, workdir, ceil):
   """Writes analysis.json, report.md and plots; prints the answer, paths and --predict."""
   from kernelscale import analysis, report  # pylint: disable=g-import-not-at-top
-  out = report.write_all(recs, workdir, ceil)
+  out = report.write_all(recs, workdir, ceil, predict_k=_PREDICT.value)
   res = out['analysis']
   print('\n' + ' '.join(res['answer']))
   for c in res['claims']:
@@ -195,7 +196,7 @@ def _analyse(recs, workdir, ceil):
     print(f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '
           f'({res["prediction_model_words"]})')
   if _PREDICT.value is not None:
-    for p in analysis.predict(recs, _PREDICT.value, res['prediction_model']):
+    for p in res['predictions']:  # also in analysis.json
       head = f'predicted step at k={p["k"]} {p["group"]}:'
       if 'reason' in p:
         print(f'{head} none ({p["reason"]})')

@@ -52,6 +52,11 @@ def spec(config) -> tfds_data.Spec:
   if not isinstance(name, str) or not name:
     raise DataError(f'config.data: {name!r} is not "synthetic" or a TFDS dataset name')
   if name == 'synthetic':
+    for field in ('data_dir', 'download'):
+      if config.get(field):
+        raise DataError(f'config.{field}: only read for TFDS data, and config.data is '
+                        '"synthetic"; set --config.data=<TFDS name>, e.g. fashion_mnist, '
+                        f'or drop config.{field}')
     return tfds_data.Spec('synthetic', '', SYNTHETIC_SHAPE, SYNTHETIC_CLASSES)
   data_dir, download = config.get('data_dir'), config.get('download', False)
   if data_dir is not None and not isinstance(data_dir, str):

@@ -278,14 +278,20 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
   return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
 
 
-def write_all(recs: list[dict], workdir: str, ceilings: dict | None) -> dict:
+def write_all(recs: list[dict], workdir: str, ceilings: dict | None,
+              predict_k: int | None = None) -> dict:
   """analysis.json, the plots and report.md from records (and ceilings) alone.
+
+  With `predict_k`, analysis.json also holds `predictions`: the predicted step
+  time at that kernel size per padding group (analysis.predict), or why none.
 
   Returns:
     {'analysis': the analysis dict, 'analysis_json', 'report_md', 'figures'}.
   """
   from kernelscale import analysis, plots  # pylint: disable=g-import-not-at-top
   result = analysis.analyze(recs, ceilings)
+  if predict_k is not None:
+    result['predictions'] = analysis.predict(recs, predict_k, result['prediction_model'])
   ok = analysis.ok_records(recs)
   figures = plots.draw_all(analysis.group_points(ok), result['fits'], result['roofline'],
                            ceilings, ok, workdir) if ok else {}

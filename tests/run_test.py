@@ -64,6 +64,8 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.profile_steps=0',), 'config.profile_steps'),
     (('--config.conv_algo=fast',), 'config.conv_algo'),
     (('--config.malloc=jemalloc',), 'config.malloc'),
+    (('--config.data_dir=/tmp',), 'config.data_dir'),
+    (('--config.download=True',), 'config.download'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'
@@ -117,6 +119,10 @@ def test_report_only_rebuilds_from_results_and_predicts(tmp_path):
   same = [l for l in p.stdout.splitlines() if l.startswith('predicted step at k=13 SAME')]
   assert len(same) == 1 and 'interval' in same[0] and ' ms' in same[0]
   assert 'k=13 VALID: none' in p.stdout and 'largest kernel' in p.stdout
+  saved = {q['padding']: q for q in json.load(open(wd / 'analysis.json'))['predictions']}
+  assert saved['SAME']['k'] == 13 and saved['SAME']['lo_s'] < saved['SAME']['step_s'] < saved['SAME']['hi_s']
+  assert f"{saved['SAME']['step_s'] * 1e3:.1f} ms" in same[0]
+  assert 'largest kernel' in saved['VALID']['reason']
 
 
 @pytest.mark.parametrize('args,msg', [
