@@ -321,6 +321,24 @@ def _gap_clause(groups, fits, g) -> str:
   return f'; time grows faster than FLOPs because each FLOP costs more at large k ({rate})'
 
 
+# A step that faulted in at least this share of its scratch buffer's pages was
+# paying glibc's mmap-per-block for it (device.configure_malloc).
+FAULTED_SHARE = 0.5
+
+
+def _faults_clause(rs) -> str:
+  """'' unless the steps re-faulted their scratch buffer every step (malloc=system)."""
+  hit = [r for r in rs if r.get('malloc_mode') != 'retain' and r.get('minor_faults_per_step')
+         and r.get('temp_bytes')
+         and r['minor_faults_per_step'] * 4096 >= FAULTED_SHARE * r['temp_bytes']]
+  if not hit:
+    return ''
+  f = sorted(r['minor_faults_per_step'] for r in hit)
+  return (f'; in {len(hit)} of {len(rs)} points each step also page-faulted its XLA scratch buffer '
+          f'in again ({f[0]:,.0f}–{f[-1]:,.0f} minor faults per step, a cost that barely grows '
+          'with k), which config.malloc=retain removes')
+
+
 def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   """At most three sentences answering the question with this run's numbers."""
   g = primary_group(groups)
@@ -333,7 +351,8 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
         f'(×{hi["step_s_median"] / lo["step_s_median"]:.2f}, step time ∝ '
         f'k^{_fmt_exp(fits, g, "step_s_median")}) while XLA counts ×'
         f'{(hi.get("xla_flops") or 0) / (lo.get("xla_flops") or 1):.2f} more FLOPs (∝ '
-        f'k^{_fmt_exp(fits, g, "xla_flops")})' + _gap_clause(groups, fits, g) + '.')
+        f'k^{_fmt_exp(fits, g, "xla_flops")})' + _gap_clause(groups, fits, g)
+        + _faults_clause(groups[g]) + '.')
   fr = [p['achieved_fraction'] for p in roof if p.get('achieved_fraction') is not None]
   bounds = [p['bound'] for p in roof if p.get('bound')]
   if fr:

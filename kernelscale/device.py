@@ -242,7 +242,7 @@ def configure_malloc(choice: str) -> dict:
     reason = ('config.malloc=system, but an earlier call in this process set glibc to keep '
               'freed memory, which cannot be undone')
   elif choice == 'system':
-    reason = 'the C library\'s defaults (config.malloc=system)'
+    reason = 'set by config.malloc=system'
   elif accelerator:
     reason = (f'auto: the C library\'s defaults, as an accelerator is expected ({accelerator}); '
               'retain helps XLA:CPU steps and slows host compiles')

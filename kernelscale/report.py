@@ -255,7 +255,8 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
            f'`{head.get("experiment")}` on {head.get("platform")} ({head.get("device_kind")}), '
            f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
            f'XLA_FLAGS=`{head.get("xla_flags") or "(none)"}`; {len(ok)} of {len(recs)} points ok. '
-           f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.']
+           f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '']
+  lines += device.platform_notes(recs)
   lines += conv_algo_notes(recs) + ['',
            markdown_table(recs), '', roofline_table(recs, result), '',
            '## Verdicts on the usual explanations', '',

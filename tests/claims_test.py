@@ -143,3 +143,15 @@ def test_trusted_phases_needs_coverage_in_range():
   # A traced window much slower than the timed steps inflates every phase.
   assert claims.trusted_phases({'phase_s': ph, 'trace_coverage': 2.2}) is None
   assert claims.trusted_phases({'phase_s': ph}) == ph
+
+
+def test_answer_names_page_faults_only_when_steps_refault_their_scratch():
+  recs, ceil = _load('seed_cpu')
+  base = ' '.join(analysis.analyze(recs, ceil)['answer'])
+  assert 'page-faulted' not in base  # fixture records predate config.malloc
+  faulting = [dict(r, malloc_mode='system', temp_bytes=57 << 20, minor_faults_per_step=14_600.0)
+              for r in recs]
+  text = ' '.join(analysis.analyze(faulting, ceil)['answer'])
+  assert 'page-faulted' in text and '14,600' in text and 'config.malloc=retain' in text
+  kept = [dict(r, malloc_mode='retain') for r in faulting]
+  assert 'page-faulted' not in ' '.join(analysis.analyze(kept, ceil)['answer'])
