@@ -239,7 +239,7 @@ def configure_malloc(choice: str) -> dict:
     reason = ('glibc keeps freed memory (mallopt: 1 arena, no mmap per block, no trim); '
               f'set by config.malloc={choice}')
   elif _malloc_applied:
-    reason = ('config.malloc=system, but an earlier call in this process set glibc to keep '
+    reason = (f'config.malloc={choice}, but an earlier call in this process set glibc to keep '
               'freed memory, which cannot be undone')
   elif choice == 'system':
     reason = 'set by config.malloc=system'
