@@ -118,8 +118,7 @@ def main(argv):
   # CPU conv path first, and import jax-using modules only afterwards.
   from kernelscale import device  # pylint: disable=g-import-not-at-top
   try:
-    backend = device.configure_cpu_conv(config.cpu_conv)
-    backend.update(device.configure_malloc(config.get('malloc', 'auto')))
+    backend = device.configure(config.cpu_conv, config.get('malloc', 'auto'))
   except device.DeviceConfigError as e:
     _fail(str(e))
   from kernelscale import models, profiling, report, sweep  # pylint: disable=g-import-not-at-top

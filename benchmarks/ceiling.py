@@ -36,8 +36,7 @@ def main() -> None:
   ks = [int(k) for k in a.kernel_sizes.split(',')]
 
   from kernelscale import device  # before jax initialises
-  backend = device.configure_cpu_conv(a.cpu_conv)
-  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
+  backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import ceilings, data, measure, models, train  # pylint: disable=g-import-not-at-top
 
@@ -63,7 +62,8 @@ def main() -> None:
   after = ceilings.measure_ceilings()['ceiling_flops_per_s']
   peak = max(before, after)
   dev = jax.devices()[0]
-  print(f'{dev.platform} ({dev.device_kind}), conv path {backend["cpu_conv_path"] or "n/a"}, malloc {backend["malloc_mode"]}, '
+  print(f'{dev.platform} ({dev.device_kind}), conv path {backend["cpu_conv_path"] or "n/a"}, '
+        f'malloc {backend["malloc_mode"]}, '
         f'seed {a.padding} batch {a.batch_size} float32; float32 matmul ceiling '
         f'{peak / 1e9:.1f} GFLOP/s (before {before / 1e9:.1f}, after {after / 1e9:.1f})')
   print(f'{"k":>3} {"conv algorithms":<16} {"step ms":>9} {"XLA GFLOP":>10} '

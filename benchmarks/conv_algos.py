@@ -53,14 +53,14 @@ def main() -> None:
       _fail(f'--{name}: {getattr(a, name)} is not >= 1')
 
   from kernelscale import device  # before jax initialises
-  backend = device.configure_cpu_conv(a.cpu_conv)
-  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
+  backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from kernelscale import convs, models  # pylint: disable=g-import-not-at-top
 
   platform = jax.default_backend()
-  print(f'{jax.devices()[0].device_kind}, conv path {backend["cpu_conv_path"] or "n/a"}, malloc {backend["malloc_mode"]}, '
+  print(f'{jax.devices()[0].device_kind}, conv path {backend["cpu_conv_path"] or "n/a"}, '
+        f'malloc {backend["malloc_mode"]}, '
         f'batch {a.batch_size}, SAME, float32; ms per forward+backward of conv -> ReLU -> pool, '
         f'median of {a.rounds} rounds x {a.steps} calls')
   print(f'{"k":>3} {"layer":<6} ' + ' '.join(f'{n:>8}' for n in convs.ALGOS) +

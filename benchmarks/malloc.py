@@ -42,13 +42,11 @@ def _fail(msg: str) -> None:
 def _child(a) -> None:
   """Times every (k, conv_algo) under this process's malloc mode; one JSON line each."""
   from kernelscale import device
-  device.configure_malloc(a.malloc)
-  device.configure_cpu_conv(a.cpu_conv)
+  device.configure(a.cpu_conv, a.malloc)
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
   hw, _, c = data.SYNTHETIC_SHAPE
-  batch = {'image': jax.random.normal(jax.random.PRNGKey(0), (a.batch_size,) + data.SYNTHETIC_SHAPE),
-           'label': jax.random.randint(jax.random.PRNGKey(1), (a.batch_size,), 0, 10)}
+  batch = data.synthetic_batch(a.batch_size, 0)
   for k in a.kernel_sizes:
     for algo in a.conv_algos:
       module = models.build('seed', k, 'SAME', 'float32', hw, c, conv_algo=algo)

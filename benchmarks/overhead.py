@@ -32,8 +32,7 @@ def main() -> None:
   a = ap.parse_args()
 
   from kernelscale import device  # before jax initialises
-  backend = device.configure_cpu_conv(a.cpu_conv)
-  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
+  backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
 
@@ -44,7 +43,8 @@ def main() -> None:
   state, *_ = measure.run_steps(compiled, state, batch, warmup=3, steps=1)
 
   print(f'seed k={a.kernel_size} {a.padding} batch {a.batch_size} on '
-        f'{jax.devices()[0].device_kind}, cpu conv path {backend["cpu_conv_path"]}, malloc {backend["malloc_mode"]}; '
+        f'{jax.devices()[0].device_kind}, cpu conv path {backend["cpu_conv_path"]}, '
+        f'malloc {backend["malloc_mode"]}; '
         f'{a.pairs} pairs x {a.steps} steps')
   diffs = []
   for i in range(a.pairs):

@@ -81,8 +81,7 @@ def main() -> int:
   p.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   a = p.parse_args()
   from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
-  conv = device.configure_cpu_conv(a.cpu_conv)
-  conv.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
+  conv = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   try:
     import torch  # pylint: disable=g-import-not-at-top

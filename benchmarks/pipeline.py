@@ -41,8 +41,7 @@ def main() -> None:
   a = ap.parse_args()
 
   from kernelscale import device  # before jax initialises
-  backend = device.configure_cpu_conv(a.cpu_conv)
-  backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
+  backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from kernelscale import accuracy, data, measure, models, pipeline, train  # pylint: disable=g-import-not-at-top

@@ -45,8 +45,7 @@ def main() -> None:
     backend = {'cpu_conv_path': recs_by_round[0][0].get('cpu_conv_path')}
   else:
     from kernelscale import device  # before jax initialises
-    backend = device.configure_cpu_conv(a.cpu_conv)
-    backend.update(device.configure_malloc('auto'))  # as run.py: glibc keeps freed memory
+    backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
     from experiments import seed  # pylint: disable=g-import-not-at-top
     from kernelscale import sweep  # pylint: disable=g-import-not-at-top
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kernelscale import flops, models
+from kernelscale import device, flops, models
 
 HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED = 'holds', 'partly holds', 'does not hold', 'not measured'
 VOCABULARY = (HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED)
@@ -330,7 +330,7 @@ def _faults_clause(rs) -> str:
   """'' unless the steps re-faulted their scratch buffer every step (malloc=system)."""
   hit = [r for r in rs if r.get('malloc_mode') != 'retain' and r.get('minor_faults_per_step')
          and r.get('temp_bytes')
-         and r['minor_faults_per_step'] * 4096 >= FAULTED_SHARE * r['temp_bytes']]
+         and r['minor_faults_per_step'] * device.page_size() >= FAULTED_SHARE * r['temp_bytes']]
   if not hit:
     return ''
   f = sorted(r['minor_faults_per_step'] for r in hit)

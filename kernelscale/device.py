@@ -176,7 +176,8 @@ def _accelerator_expected() -> str | None:
   return None
 
 
-def _page_size() -> int:
+def page_size() -> int:
+  """The OS page size in bytes (4096 where it cannot be read)."""
   try:
     import resource  # pylint: disable=g-import-not-at-top
     return resource.getpagesize()
@@ -235,7 +236,6 @@ def configure_malloc(choice: str) -> dict:
       if libc.mallopt(param, value) != 1:
         raise DeviceConfigError(f'config.malloc: glibc refused mallopt({param}, {value})')
     _malloc_applied = True
-  if libc is not None:
     reason = ('glibc keeps freed memory (mallopt: 1 arena, no mmap per block, no trim); '
               f'set by config.malloc={choice}')
   elif _malloc_applied:
@@ -252,6 +252,11 @@ def configure_malloc(choice: str) -> dict:
   return {'malloc': choice, 'malloc_mode': malloc_mode(), 'malloc_reason': reason,
           'malloc_speedup_vs_default': measured.get('speedup_retain') if measured else None,
           'malloc_measured_when': measured.get('when') if measured else None}
+
+
+def configure(cpu_conv: str, malloc: str = 'auto') -> dict:
+  """Both process settings, as run.py makes them: configure_cpu_conv's and configure_malloc's fields."""
+  return {**configure_cpu_conv(cpu_conv), **configure_malloc(malloc)}
 
 
 def malloc_mode() -> str:
@@ -303,7 +308,7 @@ def _malloc_note(ok: list[dict]) -> str:
     line += f' Timed steps averaged {span} minor page faults per step (whole process)'
     if temp:
       lo_t, hi_t = f'{min(temp) / 2**20:.0f}', f'{max(temp) / 2**20:.0f}'
-      page = _page_size()
+      page = page_size()
       line += (f'; XLA\'s scratch buffer per step was {lo_t if lo_t == hi_t else lo_t + "-" + hi_t}'
                f' MiB (up to {max(temp) / page:,.0f} pages of {page // 1024} KiB)')
     line += '.'

@@ -77,6 +77,11 @@ def conv_algo_notes(recs: list[dict]) -> list[str]:
           'the zeros of its banded matrix).']
 
 
+def _paragraphs(notes: list[str]) -> list[str]:
+  """Each note its own markdown paragraph (consecutive lines would run together)."""
+  return [line for note in notes for line in (note, '')]
+
+
 def write_results_md(recs: list[dict], workdir: str) -> str:
   """Writes <workdir>/results.md: context, the table and how to read it."""
   ok = [r for r in recs if r.get('status') == 'ok']
@@ -91,7 +96,7 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            'warm-up steps; compile time is kept apart. ' + _EPOCH_S[head.get('epoch_s_kind')
                                                                     == 'measured'] +
            ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '']
-  lines += device.platform_notes(recs)
+  lines += _paragraphs(device.platform_notes(recs))
   lines += conv_algo_notes(recs)
   lines += ['', markdown_table(recs), '']
   lines += delta.results_md_section(recs, workdir)
@@ -256,7 +261,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
            f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
            f'XLA_FLAGS=`{head.get("xla_flags") or "(none)"}`; {len(ok)} of {len(recs)} points ok. '
            f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '']
-  lines += device.platform_notes(recs)
+  lines += _paragraphs(device.platform_notes(recs))
   lines += conv_algo_notes(recs) + ['',
            markdown_table(recs), '', roofline_table(recs, result), '',
            '## Verdicts on the usual explanations', '',
