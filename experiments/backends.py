@@ -3,7 +3,7 @@
 Each path runs the seed sweep (SAME, k=3,5,7,9, batch 128) in its own child
 process (XLA_FLAGS is read once per process); paths alternate for 2 rounds.
 Writes backends.md with per-k medians and the speed-up, and caches the result
-so that `cpu_conv=auto` follows this machine's measurement.
+so that `cpu_conv=auto` follows this machine's measurement (under the same malloc mode).
 
 Run:    python run.py --config=experiments/backends.py
         python run.py --config=experiments/backends.py:quick   (k=3,5, 1 round)

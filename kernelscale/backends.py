@@ -118,9 +118,15 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> tuple[list[
   algo = config.get('conv_algo', 'xla')
   if (config.cache_decision and geo is not None
       and {'ynnpack', 'eigen'} <= set(config.compare_cpu_conv)):
-    if algo == 'xla':
-      cache = device.record_measurement(geo, {'rows': rows, 'source': 'experiments/backends.py'})
-      log(f'cached the measured speed-up for cpu_conv=auto in {cache}')
+    modes = {r.get('malloc_mode') for r in recs if r.get('status') == 'ok'}
+    if algo == 'xla' and len(modes) == 1 and modes <= {'retain', 'system'}:
+      mode = modes.pop()
+      cache = device.record_measurement(geo, {'rows': rows, 'source': 'experiments/backends.py'},
+                                        mode)
+      log(f'cached the measured speed-up for cpu_conv=auto under malloc={mode} in {cache}')
+    elif algo == 'xla':
+      log(f'not cached: the runs report malloc modes {sorted(map(str, modes))}; cpu_conv=auto '
+          'follows a measurement taken under one known mode')
     else:
       # cpu_conv=auto's cache is the choice for nn.Conv's convolutions.
       log(f'not cached: measured with conv_algo={algo}; cpu_conv=auto follows a '

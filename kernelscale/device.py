@@ -86,15 +86,27 @@ def conv_path(flags: str) -> str:
   return 'eigen' if EIGEN_FLAG in flags.split() else 'ynnpack'
 
 
-def record_measurement(speedup_eigen: float, detail: dict) -> str:
+def _conv_key(mode: str) -> str:
+  """cpu_conv.json's key: the machine and the malloc mode the paths were timed under.
+
+  Host malloc changes both paths' step times (benchmarks/malloc.py), so a
+  ratio measured under one mode does not decide for a process in the other.
+  """
+  return f'{machine_key()}|malloc {mode}'
+
+
+def record_measurement(speedup_eigen: float, detail: dict, malloc: str) -> str:
   """Caches a measured Eigen/YNNPACK speed ratio for this machine; returns the path.
 
   experiments/backends.py calls this after timing both paths side by side,
-  so that later `cpu_conv=auto` runs follow this machine's own measurement.
+  so that later `cpu_conv=auto` runs under the same malloc mode ('retain' or
+  'system', what the timed runs ran with) follow this machine's own measurement.
   """
+  if malloc not in ('retain', 'system'):
+    raise ValueError(f'malloc mode {malloc!r}; expected retain or system')
   cache = _load_cache()
-  cache[machine_key()] = dict(detail, speedup_eigen=float(speedup_eigen),
-                              when=time.strftime('%Y-%m-%dT%H:%M:%S'))
+  cache[_conv_key(malloc)] = dict(detail, speedup_eigen=float(speedup_eigen), malloc_mode=malloc,
+                                  when=time.strftime('%Y-%m-%dT%H:%M:%S'))
   _save_cache(cache)
   return _cache_path()
 
@@ -106,9 +118,10 @@ def configure_cpu_conv(choice: str) -> dict:
     choice: 'auto', 'ynnpack' (jax's out-of-the-box default) or 'eigen'.
       'auto' follows this machine's own measurement when
       experiments/backends.py has cached one (~/.cache/kernelscale/
-      cpu_conv.json, keyed by CPU model, cores and jaxlib version); without
-      one it follows the rule RULE_REASON gives, verified by
-      experiments/backends.py (see WORKSPACE.md).
+      cpu_conv.json, keyed by CPU model, cores, jaxlib version and the
+      process's malloc mode, so call configure_malloc first); without one it
+      follows the rule RULE_REASON gives, verified by experiments/backends.py
+      (see WORKSPACE.md).
 
   Returns:
     Record fields: cpu_conv, cpu_conv_path, cpu_conv_reason and
@@ -121,9 +134,10 @@ def configure_cpu_conv(choice: str) -> dict:
     raise DeviceConfigError(f'config.cpu_conv: unknown value {choice!r}; use one of '
                             f'{CPU_CONV_CHOICES}')
   flags = os.environ.get('XLA_FLAGS', '')
-  key = machine_key()
   cache = _load_cache()
-  measured = cache.get(key)
+  mode = malloc_mode()
+  measured = cache.get(_conv_key(mode))
+  other = 'system' if mode == 'retain' else 'retain'
   speedup = measured.get('speedup_eigen') if measured else None
   if choice == 'auto' and _YNN_FLAG_PREFIX in flags:
     path = conv_path(flags)
@@ -135,6 +149,9 @@ def configure_cpu_conv(choice: str) -> dict:
   elif choice == 'auto':
     path = 'eigen'
     reason = RULE_REASON
+    if _conv_key(other) in cache:
+      reason += (f' (this machine\'s measurement was taken under malloc={other}, and this '
+                 f'process runs malloc={mode})')
   else:
     path = choice
     reason = f'set by config.cpu_conv={choice}'
@@ -255,8 +272,12 @@ def configure_malloc(choice: str) -> dict:
 
 
 def configure(cpu_conv: str, malloc: str = 'auto') -> dict:
-  """Both process settings, as run.py makes them: configure_cpu_conv's and configure_malloc's fields."""
-  return {**configure_cpu_conv(cpu_conv), **configure_malloc(malloc)}
+  """Both process settings, as run.py makes them: configure_cpu_conv's and configure_malloc's fields.
+
+  malloc first: cpu_conv=auto follows a measurement taken under the same malloc mode.
+  """
+  mem = configure_malloc(malloc)
+  return {**configure_cpu_conv(cpu_conv), **mem}
 
 
 def malloc_mode() -> str:

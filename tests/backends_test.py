@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from experiments import backends as backends_config
-from kernelscale import backends
+from kernelscale import backends, device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,7 +80,7 @@ def test_cache_is_written_only_for_nn_conv(tmp_path, monkeypatch):
   # with conv_algo=auto must not decide it (its children are faked here).
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))
   recs = [{'status': 'ok', 'padding': 'SAME', 'kernel_size': 3, 'cpu_conv_path': p,
-           'step_s_median': s} for p, s in (('ynnpack', 0.2), ('eigen', 0.1))]
+           'step_s_median': s, 'malloc_mode': 'retain'} for p, s in (('ynnpack', 0.2), ('eigen', 0.1))]
   monkeypatch.setattr(backends, 'compare', lambda config, workdir, log: recs)
   cache = tmp_path / 'cache' / 'kernelscale' / 'cpu_conv.json'
   c = backends_config.get_config()
@@ -90,5 +90,9 @@ def test_cache_is_written_only_for_nn_conv(tmp_path, monkeypatch):
   assert not cache.exists() and any('not cached' in l for l in logs)
   assert 'conv_algo=auto' in (tmp_path / 'backends.md').read_text()
   c.conv_algo = 'xla'
+  recs[0]['malloc_mode'] = 'system'  # children that ran under different malloc modes
   backends.run(c, str(tmp_path), logs.append)
-  assert cache.exists()
+  assert not cache.exists() and 'malloc modes' in logs[-1]
+  recs[0]['malloc_mode'] = 'retain'
+  backends.run(c, str(tmp_path), logs.append)
+  assert list(json.load(open(cache))) == [device.machine_key() + '|malloc retain']

@@ -38,16 +38,29 @@ def test_auto_without_measurement_follows_rule(clean_env):
 
 @pytest.mark.parametrize('speedup,path', [(0.7, 'ynnpack'), (1.6, 'eigen')])
 def test_auto_follows_cached_measurement(clean_env, speedup, path):
-  cache = device.record_measurement(speedup, {'rows': []})
-  assert json.load(open(cache))[device.machine_key()]['speedup_eigen'] == speedup
+  mode = device.malloc_mode()  # this process's (retain can't be undone once set)
+  cache = device.record_measurement(speedup, {'rows': []}, mode)
+  entry = json.load(open(cache))[f'{device.machine_key()}|malloc {mode}']
+  assert entry['speedup_eigen'] == speedup and entry['malloc_mode'] == mode
   d = device.configure_cpu_conv('auto')
   assert d['cpu_conv_path'] == path and d['cpu_conv_speedup_vs_default'] == speedup
   assert 'this machine measured' in d['cpu_conv_reason']
 
 
+def test_auto_ignores_a_measurement_under_the_other_malloc_mode(clean_env):
+  other = 'system' if device.malloc_mode() == 'retain' else 'retain'
+  device.record_measurement(0.5, {'rows': []}, other)
+  d = device.configure_cpu_conv('auto')
+  assert d['cpu_conv_path'] == 'eigen' and d['cpu_conv_speedup_vs_default'] is None
+  assert d['cpu_conv_reason'].startswith(device.RULE_REASON)
+  assert f'taken under malloc={other}' in d['cpu_conv_reason']
+  with pytest.raises(ValueError, match='malloc mode'):
+    device.record_measurement(1.2, {}, 'auto')
+
+
 def test_auto_respects_user_flag(clean_env, monkeypatch):
   monkeypatch.setenv('XLA_FLAGS', device.EIGEN_FLAG)
-  device.record_measurement(0.5, {})
+  device.record_measurement(0.5, {}, device.malloc_mode())
   assert device.configure_cpu_conv('auto')['cpu_conv_path'] == 'eigen'
 
 
