@@ -13,32 +13,77 @@ direct-equivalent (the xla step's FLOPs over the auto step's time: the rate a
 direct convolution would need to be as fast). Only the executed rate is a
 fraction of the machine's ceiling in the plain sense.
 
+Where the xla step loses against the ceiling: a second table times each of its
+conv layers' convolutions alone (forward, input gradient, filter gradient;
+kernelscale.ceilings.conv_phases_alone) on the same conv path, and prints each
+one's fraction of the ceiling and `bound`: the step's FLOPs over the sum of
+those times, the fraction the step would reach if everything but the
+convolutions took no time. A bound below a target means XLA's conv kernels
+alone rule it out.
+
+Where PyTorch is installed, a `torch` row times the same network and Adam step
+in torch eager (benchmarks/peer_torch.py's step) right after kernelscale's,
+against the same ceiling and the same FLOP count: what another stack reaches
+on this hardware. Without torch that row is skipped with a note.
+
     python benchmarks/ceiling.py                               # k=3,5,7,9,11
     python benchmarks/ceiling.py --kernel_sizes=5,7 --cpu_conv=ynnpack
+    python benchmarks/ceiling.py --no_phases --no_torch        # the step rows only
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import cli  # pylint: disable=g-import-not-at-top
 
-def main() -> None:
+
+def _parse(argv):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument('--kernel_sizes', default='3,5,7,9,11')
+  ap.add_argument('--kernel_sizes', default='3,5,7,9,11',
+                  help='comma-separated kernel sizes; default 3,5,7,9,11')
   ap.add_argument('--padding', default='SAME', choices=('SAME', 'VALID'))
   ap.add_argument('--batch_size', type=int, default=128)
-  ap.add_argument('--steps', type=int, default=15)
+  ap.add_argument('--steps', type=int, default=15, help='timed steps per row; default 15')
   ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
-  a = ap.parse_args()
-  ks = [int(k) for k in a.kernel_sizes.split(',')]
+  ap.add_argument('--no_phases', action='store_true',
+                  help='skip timing the xla step\'s convolutions alone')
+  ap.add_argument('--no_torch', action='store_true', help='skip the torch row')
+  a = ap.parse_args(argv)
+  a.kernel_sizes = cli.kernel_sizes(a.kernel_sizes)
+  cli.at_least(a, ('batch_size', 'steps'))
+  return a
 
+
+def main(argv=None) -> None:
+  a = _parse(argv)
   from kernelscale import device  # before jax initialises
   backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import ceilings, data, measure, models, train  # pylint: disable=g-import-not-at-top
+  try:
+    for k in a.kernel_sizes:
+      models.build('seed', k, a.padding, 'float32')
+  except models.ShapeError as e:
+    cli.fail(f'--kernel_sizes: {e}')
+
+  torch_step = None
+  if not a.no_torch:
+    try:
+      import torch  # pylint: disable=g-import-not-at-top
+      from benchmarks import peer_torch  # pylint: disable=g-import-not-at-top
+      torch.set_num_threads(peer_torch.host_threads())
+      torch_step = peer_torch.torch_train_step
+    except ImportError:
+      print('torch row skipped: PyTorch is not installed (it is not a kernelscale requirement)')
+    if torch_step and a.padding != 'SAME':
+      print('torch row skipped: the torch seed net is SAME-padded only')
+      torch_step = None
 
   before = ceilings.measure_ceilings()['ceiling_flops_per_s']
   platform = jax.default_backend()
@@ -51,14 +96,32 @@ def main() -> None:
     state, _, _, times, _ = measure.run_steps(compiled, state, batch, 3, a.steps)
     return flops, measure.step_stats(times)['step_s_median']
 
-  rows = []
-  for k in ks:
-    flops, step = one(models.build('seed', k, a.padding, 'float32'))
+  def torch_one(k):
+    step, sync, _, _, _ = torch_step(k, data.synthetic_batch(a.batch_size, 0), 'cpu')
+    for _ in range(3):
+      step()
+    times = []
+    for _ in range(a.steps):
+      t0 = time.perf_counter()
+      step()
+      sync()
+      times.append(time.perf_counter() - t0)
+    return float(statistics.median(times))
+
+  rows, phases = [], {}
+  for k in ks_progress(a.kernel_sizes):
+    module = models.build('seed', k, a.padding, 'float32')
+    flops, step = one(module)
     rows.append((k, 'xla', flops, step, flops))
     auto = models.build('seed', k, a.padding, 'float32', conv_algo='auto', platform=platform)
     if auto.conv_algos:
       algos = '+'.join(models.layer_algos(auto).values())
       rows.append((k, f'auto ({algos})', *one(auto), flops))
+    if torch_step:
+      rows.append((k, 'torch', flops, torch_one(k), flops))
+    if not a.no_phases:
+      phases[k] = (flops, step, ceilings.conv_phases_alone(module.features, k, a.padding,
+                                                           a.batch_size))
   after = ceilings.measure_ceilings()['ceiling_flops_per_s']
   peak = max(before, after)
   dev = jax.devices()[0]
@@ -70,9 +133,33 @@ def main() -> None:
         f'{"achieved GFLOP/s":>17} {"of ceiling":>11} {"direct-equiv. of ceiling":>25}')
   for k, algo, flops, step, direct in rows:
     got = flops / step
-    equiv = f'{direct / step / peak:>25.2f}' if algo != 'xla' else f'{"(same)":>25}'
+    equiv = f'{direct / step / peak:>25.2f}' if algo.startswith('auto') else f'{"(same)":>25}'
     print(f'{k:>3} {algo:<16} {step * 1e3:>9.2f} {flops / 1e9:>10.3f} {got / 1e9:>17.1f} '
           f'{got / peak:>11.2f} {equiv}')
+  if torch_step:
+    print('torch: the same network and Adam step in PyTorch eager, timed after kernelscale\'s '
+          'rows at each k (not alternated; benchmarks/peer_torch.py alternates), with the same '
+          'XLA FLOP count.')
+  if phases:
+    print()
+    print('The xla step\'s convolutions timed alone (lax.conv on the same conv path): ms and '
+          'fraction of the ceiling per phase; bound = step FLOPs / (sum of the phases alone) / '
+          'ceiling.')
+    for k, (flops, step, ph) in phases.items():
+      alone = sum(p['seconds'] for p in ph)
+      parts = '  '.join(
+          f'{p["layer"]} {p["phase"].replace("backward_", "")} {p["seconds"] * 1e3:.1f} ms '
+          f'({p["xla_flops"] / p["seconds"] / peak:.2f})' if p['xla_flops'] else
+          f'{p["layer"]} {p["phase"]} {p["seconds"] * 1e3:.1f} ms' for p in ph)
+      print(f'{k:>3}  {parts}  | alone {alone * 1e3:.1f} ms of the {step * 1e3:.1f} ms step, '
+            f'bound {flops / alone / peak:.2f}')
+
+
+def ks_progress(ks):
+  """The kernel sizes, with a progress line on stderr as each starts."""
+  for i, k in enumerate(ks):
+    print(f'[{i + 1}/{len(ks)}] k={k}', file=sys.stderr, flush=True)
+    yield k
 
 
 if __name__ == '__main__':

@@ -25,12 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import cli  # pylint: disable=g-import-not-at-top
+
 LAYERS = (('conv1', 28, 1, 32), ('conv2', 14, 32, 64))
-
-
-def _fail(msg: str) -> None:
-  print(f'error: {msg}', file=sys.stderr)
-  sys.exit(2)
 
 
 def main() -> None:
@@ -42,15 +39,8 @@ def main() -> None:
   ap.add_argument('--steps', type=int, default=5, help='timed calls per algorithm per round')
   ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   a = ap.parse_args()
-  try:
-    ks = [int(k) for k in a.kernel_sizes.split(',') if k.strip()]
-  except ValueError:
-    _fail(f'--kernel_sizes: {a.kernel_sizes!r} is not a comma-separated list of integers')
-  if not ks or min(ks) < 1:
-    _fail(f'--kernel_sizes: {a.kernel_sizes!r}: give integers >= 1')
-  for name in ('batch_size', 'rounds', 'steps'):
-    if getattr(a, name) < 1:
-      _fail(f'--{name}: {getattr(a, name)} is not >= 1')
+  ks = cli.kernel_sizes(a.kernel_sizes)
+  cli.at_least(a, ('batch_size', 'rounds', 'steps'))
 
   from kernelscale import device  # before jax initialises
   backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto

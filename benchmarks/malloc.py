@@ -30,13 +30,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import cli  # pylint: disable=g-import-not-at-top
+
 MODES = ('system', 'retain')
 DEFAULT_KS, DEFAULT_ALGOS = [3, 5, 7, 9, 11], ['xla', 'auto']
-
-
-def _fail(msg: str) -> None:
-  print(f'error: {msg}', file=sys.stderr)
-  sys.exit(2)
 
 
 def _child(a) -> None:
@@ -70,28 +67,19 @@ def main() -> None:
   ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   ap.add_argument('--malloc', choices=MODES, help=argparse.SUPPRESS)  # set in child processes
   a = ap.parse_args()
-  try:
-    a.kernel_sizes = [int(k) for k in a.kernel_sizes.split(',') if k.strip()]
-  except ValueError:
-    _fail(f'--kernel_sizes: {a.kernel_sizes!r} is not a comma-separated list of integers')
-  if not a.kernel_sizes or min(a.kernel_sizes) < 1:
-    _fail(f'--kernel_sizes: {a.kernel_sizes}: give integers >= 1')
-  if len(set(a.kernel_sizes)) != len(a.kernel_sizes):
-    _fail(f'--kernel_sizes: {a.kernel_sizes} lists a kernel size twice')
+  a.kernel_sizes = cli.kernel_sizes(a.kernel_sizes)
   from kernelscale import convs, device  # pylint: disable=g-import-not-at-top  (no jax import)
   given = a.conv_algos
   a.conv_algos = [s.strip() for s in given.split(',') if s.strip()]
   if (not a.conv_algos or any(s not in convs.CONV_ALGOS for s in a.conv_algos)
       or len(set(a.conv_algos)) != len(a.conv_algos)):
-    _fail(f'--conv_algos: {given!r}; give distinct values of {", ".join(convs.CONV_ALGOS)}')
-  for name in ('batch_size', 'rounds', 'steps'):
-    if getattr(a, name) < 1:
-      _fail(f'--{name}: {getattr(a, name)} is not >= 1')
+    cli.fail(f'--conv_algos: {given!r}; give distinct values of {", ".join(convs.CONV_ALGOS)}')
+  cli.at_least(a, ('batch_size', 'rounds', 'steps'))
   if a.malloc:
     _child(a)
     return
   if device._glibc() is None:  # pylint: disable=protected-access
-    _fail('needs glibc (Linux): config.malloc=retain is a glibc setting')
+    cli.fail('needs glibc (Linux): config.malloc=retain is a glibc setting')
 
   base = [sys.executable, os.path.abspath(__file__),
           f'--kernel_sizes={",".join(map(str, a.kernel_sizes))}',
@@ -107,7 +95,7 @@ def main() -> None:
       p = subprocess.run(base + [f'--malloc={mode}'], capture_output=True, text=True)
       if p.returncode:
         tail = '\n'.join(p.stderr.strip().splitlines()[-5:])
-        _fail(f'the malloc={mode} child failed (exit {p.returncode}):\n{tail}')
+        cli.fail(f'the malloc={mode} child failed (exit {p.returncode}):\n{tail}')
       for line in p.stdout.splitlines():
         if line.startswith('{'):
           d = json.loads(line)

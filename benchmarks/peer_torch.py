@@ -42,14 +42,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
+from benchmarks import cli  # pylint: disable=g-import-not-at-top
+
 SKIP_MESSAGE = ('skip: PyTorch is not installed; benchmarks/peer_torch.py compares against '
                 'PyTorch eager and needs it (pip install torch; it is not a kernelscale '
                 'requirement)')
-
-
-def _fail(msg: str) -> None:
-  print(f'error: {msg}', file=sys.stderr)
-  sys.exit(2)
 
 
 def host_threads() -> int:
@@ -80,6 +77,45 @@ def torch_seed_net(torch, kernel_size: int, features=(32, 64), hidden: int = 128
   layers += [nn.Flatten(), nn.Linear(c * hw * hw, hidden), nn.ReLU(),
              nn.Linear(hidden, num_classes)]
   return nn.Sequential(*layers)
+
+
+def torch_train_step(kernel_size: int, batch: dict, device: str = 'cpu',
+                     learning_rate: float = 1e-3, seed: int = 0):
+  """The seed network's Adam train step in torch eager, on kernelscale's batch.
+
+  Returns:
+    (step, sync, metrics, params, output_shape): `step()` runs one train step
+    (forward, softmax cross-entropy, backward, Adam) and fills `metrics` with
+    its loss and accuracy; `sync()` waits for the device (a no-op on CPU);
+    params is torch's parameter count; output_shape its logits' shape.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  # The same shapes and the same examples, in torch's own NCHW layout.
+  torch.manual_seed(seed)
+  dev = torch.device(device)
+  net = torch_seed_net(torch, kernel_size).to(dev)
+  opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+  x = torch.from_numpy(np.asarray(batch['image']).transpose(0, 3, 1, 2).copy()).to(dev)
+  y = torch.from_numpy(np.asarray(batch['label']).astype(np.int64)).to(dev)
+  params = sum(p.numel() for p in net.parameters())
+  with torch.no_grad():
+    out_shape = tuple(net(x).shape)
+  metrics = {}
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    logits = net(x)
+    loss = torch.nn.functional.cross_entropy(logits, y)
+    loss.backward()
+    opt.step()
+    # kernelscale's step also returns accuracy; keep the work alike.
+    metrics['loss'] = loss.detach()
+    metrics['accuracy'] = (logits.detach().argmax(-1) == y).float().mean()
+
+  # CUDA runs asynchronously: a step is done only when the stream is drained.
+  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+  return step, sync, metrics, params, out_shape
 
 
 def _median(xs):
@@ -155,8 +191,6 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     'best_s', 'best_ratio', 'ratio_min', 'ratio_max', 'loss'} under `variants`.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import torch  # pylint: disable=g-import-not-at-top
   from kernelscale import data, models  # pylint: disable=g-import-not-at-top
 
   want = {'cpu': 'cpu', 'cuda': 'gpu'}[device]
@@ -172,16 +206,8 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     jax_sides[name] = _JaxSide(module, learning_rate, seed, batch)
   ks = jax_sides['jax']
 
-  # torch: the same shapes and the same examples, in torch's own NCHW layout.
-  torch.manual_seed(seed)
-  dev = torch.device(device)
-  net = torch_seed_net(torch, kernel_size).to(dev)
-  opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
-  x = torch.from_numpy(np.asarray(batch['image']).transpose(0, 3, 1, 2).copy()).to(dev)
-  y = torch.from_numpy(np.asarray(batch['label']).astype(np.int64)).to(dev)
-  torch_params = sum(p.numel() for p in net.parameters())
-  with torch.no_grad():
-    torch_out = tuple(net(x).shape)
+  torch_step, sync, metrics, torch_params, torch_out = torch_train_step(
+      kernel_size, batch, device, learning_rate, seed)
   for name, side in jax_sides.items():
     if side.params != torch_params:
       raise AssertionError(f'k={kernel_size}: torch net has {torch_params} parameters, '
@@ -189,21 +215,6 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     if side.out_shape != torch_out:
       raise AssertionError(f'k={kernel_size}: output shapes differ: torch {torch_out}, '
                            f'{name} {side.out_shape}')
-
-  metrics = {}
-
-  def torch_step():
-    opt.zero_grad(set_to_none=True)
-    logits = net(x)
-    loss = torch.nn.functional.cross_entropy(logits, y)
-    loss.backward()
-    opt.step()
-    # kernelscale's step also returns accuracy; keep the work alike.
-    metrics['loss'] = loss.detach()
-    metrics['accuracy'] = (logits.detach().argmax(-1) == y).float().mean()
-
-  # CUDA runs asynchronously: a step is done only when the stream is drained.
-  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
 
   for side in jax_sides.values():
     side.run(0, warmup)
@@ -341,17 +352,12 @@ def _parse(argv):
   p.add_argument('--xla_flags', default='',
                  help='extra XLA_FLAGS, appended to any inherited XLA_FLAGS before jax starts')
   a = p.parse_args(argv)
-  try:
-    ks = tuple(int(s) for s in a.kernel_sizes.split(',') if s.strip())
-  except ValueError:
-    _fail(f'--kernel_sizes: {a.kernel_sizes!r} is not a comma-separated list of integers')
-  if not ks or any(k < 1 for k in ks):
-    _fail(f'--kernel_sizes: {a.kernel_sizes!r}: give one or more integers >= 1')
+  ks = tuple(cli.kernel_sizes(a.kernel_sizes))
   for name in ('batch_size', 'rounds', 'steps', 'warmup'):
     v = getattr(a, name)
     low = 0 if name == 'warmup' else 1
     if not re.fullmatch(r'\d+', v.strip()) or int(v) < low:
-      _fail(f'--{name}: {v!r} is not an integer >= {low}')
+      cli.fail(f'--{name}: {v!r} is not an integer >= {low}')
     setattr(a, name, int(v))
   a.kernel_sizes = ks
   from kernelscale import convs  # pylint: disable=g-import-not-at-top  (jax's backend not started)
@@ -359,18 +365,18 @@ def _parse(argv):
   for item in (s.strip() for s in a.algos.split(',') if s.strip()):
     parts = tuple(item.split('/'))
     if len(parts) != 2 or any(x not in convs.ALGOS for x in parts):
-      _fail(f'--algos: {item!r} is not conv1/conv2 with each of {", ".join(convs.ALGOS)} '
+      cli.fail(f'--algos: {item!r} is not conv1/conv2 with each of {", ".join(convs.ALGOS)} '
             '(e.g. rows/dft)')
     combos.append(parts)
   a.algos = tuple(combos)
   if a.device not in (None, 'cpu', 'cuda'):
-    _fail(f'--device: {a.device!r}; use cpu or cuda')
+    cli.fail(f'--device: {a.device!r}; use cpu or cuda')
   from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
   a.cpu_conv = {'default': 'ynnpack'}.get(a.cpu_conv, a.cpu_conv)
   if a.cpu_conv not in device.CPU_CONV_CHOICES:
-    _fail(f'--cpu_conv: {a.cpu_conv!r}; use one of {", ".join(device.CPU_CONV_CHOICES)}')
+    cli.fail(f'--cpu_conv: {a.cpu_conv!r}; use one of {", ".join(device.CPU_CONV_CHOICES)}')
   if a.malloc not in device.MALLOC_CHOICES:
-    _fail(f'--malloc: {a.malloc!r}; use one of {", ".join(device.MALLOC_CHOICES)}')
+    cli.fail(f'--malloc: {a.malloc!r}; use one of {", ".join(device.MALLOC_CHOICES)}')
   return a
 
 
@@ -380,7 +386,7 @@ def main(argv=None) -> int:
   try:
     mem = ks_device.configure_malloc(args.malloc)  # before torch and jax allocate
   except ks_device.DeviceConfigError as e:
-    _fail(str(e).replace('config.malloc', '--malloc'))
+    cli.fail(str(e).replace('config.malloc', '--malloc'))
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -388,7 +394,7 @@ def main(argv=None) -> int:
     return 0
   device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
   if device == 'cuda' and not torch.cuda.is_available():
-    _fail('--device: cuda asked, but this torch build sees no CUDA device')
+    cli.fail('--device: cuda asked, but this torch build sees no CUDA device')
   # Set before jax is imported: both take effect only at backend start.
   if args.xla_flags:
     os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {args.xla_flags}'.strip()
@@ -416,7 +422,7 @@ def main(argv=None) -> int:
     results = compare(args.kernel_sizes, args.batch_size, args.rounds, args.steps, device,
                       args.warmup, algos=args.algos)
   except ValueError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   print()
   print('| k | xla (nn.Conv) ms | auto ms (conv1+conv2) | torch ms | xla/torch (rounds min-max) '
         '| auto/torch (rounds min-max) | kernelscale\'s best/torch | xla conv implementation (compiled HLO) |')

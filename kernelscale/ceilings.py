@@ -8,6 +8,9 @@ device and cached in `<workdir>/ceilings.json`, keyed by `device_key()`.
 
 Per point: `time_optimizer_update` times the optimizer's update alone, so the
 optimizer's share of the step can be read even without profiler traces.
+`conv_phases_alone` times each conv layer's forward and gradient convolutions
+alone (benchmarks/ceiling.py): how fast this XLA's own conv kernels run on
+the network's shapes, against which the whole step can be read.
 
 Nothing here is imported by the analysis; the analysis reads the files only.
 """
@@ -21,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernelscale import measure
+from kernelscale import measure, models
 
 CEILINGS_FILE = 'ceilings.json'
 # Matmul side and copy length per platform: large enough to leave the caches
@@ -195,3 +198,46 @@ def time_optimizer_update(state, warmup: int = 3, steps: int = 20) -> dict:
   stats = measure.step_stats(times)
   return {'optimizer_update_s': stats['step_s_median'],
           'optimizer_update_s_p90': stats['step_s_p90']}
+
+
+def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
+                      input_hw: int = 28, channels: int = 1, dtype=jnp.float32,
+                      repeats: int = 15, budget_s: float = 2.0) -> list[dict]:
+  """Each conv layer's convolutions, as nn.Conv's train step runs them, timed alone.
+
+  Per layer (models.conv_layers' shapes): `forward` (lax.conv, nn.Conv's
+  NHWC/HWIO form), `backward_input` (its input gradient; not for the first
+  layer, whose input is the data, as in flops.py) and `backward_filter` (its
+  kernel gradient), each from jax.vjp, each compiled alone with the process's
+  XLA flags (so on the same CPU conv path as the step) and timed as the median
+  of up to `repeats` blocked calls after a warm one.
+
+  Returns:
+    One dict per (layer, phase): layer, phase, seconds (median), xla_flops
+    (XLA's cost analysis of that program alone; None where it has none) and
+    shape (B, H, W, C_in, C_out).
+  """
+  dn = ('NHWC', 'HWIO', 'NHWC')
+  conv = lambda x, w: jax.lax.conv_general_dilated(  # noqa: E731
+      x, w, (1, 1), padding, dimension_numbers=dn)
+  phases = {
+      'forward': lambda x, w, g: conv(x, w),
+      'backward_input': lambda x, w, g: jax.vjp(lambda x_: conv(x_, w), x)[1](g)[0],
+      'backward_filter': lambda x, w, g: jax.vjp(lambda w_: conv(x, w_), w)[1](g)[0],
+  }
+  out = []
+  layers = models.conv_layers(features, kernel_size, padding, input_hw, channels)
+  for i, layer in enumerate(layers):
+    keys = jax.random.split(jax.random.PRNGKey(i), 3)
+    x = jax.random.normal(keys[0], (batch_size, layer.in_hw, layer.in_hw, layer.c_in), dtype)
+    w = jax.random.normal(keys[1], (kernel_size, kernel_size, layer.c_in, layer.c_out), dtype)
+    g = jax.random.normal(keys[2], (batch_size, layer.out_hw, layer.out_hw, layer.c_out), dtype)
+    for phase, fn in phases.items():
+      if phase == 'backward_input' and i == 0:
+        continue
+      compiled = jax.jit(fn).lower(x, w, g).compile()
+      times = _time_calls(compiled, (x, w, g), repeats, budget_s)
+      out.append({'layer': layer.name, 'phase': phase, 'seconds': float(np.median(times)),
+                  'xla_flops': measure.cost_analysis(compiled)[0]['xla_flops'],
+                  'shape': (batch_size, layer.in_hw, layer.in_hw, layer.c_in, layer.c_out)})
+  return out

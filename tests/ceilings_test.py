@@ -1,8 +1,13 @@
 """Device ceilings (small sizes), their cache, and the optimizer-only timing."""
 import json
+import os
+import re
+import subprocess
+import sys
 
 import jax
 import numpy as np
+import pytest
 
 from kernelscale import ceilings, models, train
 
@@ -40,3 +45,60 @@ def test_optimizer_update_timed_without_consuming_state():
   assert 0 < out['optimizer_update_s'] <= out['optimizer_update_s_p90']
   # The caller's state was neither donated nor updated.
   np.testing.assert_array_equal(np.array(state.params['conv1']['kernel']), before)
+
+
+def test_conv_phases_alone_times_each_layer_phase_with_xla_flops():
+  out = ceilings.conv_phases_alone((4, 8), 3, 'SAME', 2, input_hw=8, repeats=2)
+  got = [(p['layer'], p['phase']) for p in out]
+  # The first layer's input is the data: no input gradient, as in flops.py.
+  assert got == [('conv1', 'forward'), ('conv1', 'backward_filter'), ('conv2', 'forward'),
+                 ('conv2', 'backward_input'), ('conv2', 'backward_filter')]
+  assert all(p['seconds'] > 0 for p in out)
+  assert out[2]['shape'] == (2, 4, 4, 4, 8)  # conv2 sees conv1's pooled 4x4x4
+  # Each phase is one convolution's multiply-adds over the taps that land on
+  # real input (2 per tap): what flops.layer_flops counts for that entry.
+  from kernelscale import flops
+  want = flops.layer_flops((4, 8), 3, 'SAME', 2, input_hw=8)
+  for p in out:
+    assert p['xla_flops'] == pytest.approx(want[f'{p["layer"]}/{p["phase"]}'], rel=0.02)
+
+
+_CEILING = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        'benchmarks', 'ceiling.py')
+
+
+def _ceiling(*args):
+  return subprocess.run([sys.executable, _CEILING, *args], capture_output=True, text=True,
+                        check=False, timeout=600)
+
+
+def test_ceiling_benchmark_prints_rows_and_the_conv_bound():
+  p = _ceiling('--kernel_sizes=3', '--batch_size=2', '--steps=1', '--no_torch')
+  assert p.returncode == 0, p.stderr
+  lines = p.stdout.splitlines()
+  assert any(re.match(r'\s*3 xla\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+', l) for l in lines), p.stdout
+  bound = [l for l in lines if '| alone' in l]
+  assert len(bound) == 1 and 'conv2 input' in bound[0] and 'conv1 input' not in bound[0]
+  assert re.search(r'bound \d+\.\d\d$', bound[0])
+  assert not any(l.startswith(' 3 torch') for l in lines)
+
+
+@pytest.mark.parametrize('args, field', [
+    (('--kernel_sizes=3,x',), '--kernel_sizes'),
+    (('--kernel_sizes=13', '--padding=VALID'), '--kernel_sizes'),
+    (('--steps=0',), '--steps'),
+])
+def test_ceiling_benchmark_refuses_bad_flags(args, field):
+  p = _ceiling(*args)
+  assert p.returncode == 2 and f'error: {field}' in p.stderr, p.stderr
+  assert 'ceiling' not in p.stdout
+
+
+def test_ceiling_benchmark_torch_row():
+  pytest.importorskip('torch')
+  p = _ceiling('--kernel_sizes=3', '--batch_size=2', '--steps=1', '--no_phases')
+  assert p.returncode == 0, p.stderr
+  rows = {l.split()[1]: l.split() for l in p.stdout.splitlines() if re.match(r'\s*3 \w', l)}
+  assert 'torch' in rows and 'xla' in rows
+  assert rows['torch'][3] == rows['xla'][3]  # the same FLOP count on both rows
+  assert '| alone' not in p.stdout

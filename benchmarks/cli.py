@@ -1,0 +1,30 @@
+"""Flag checks shared by the benchmark scripts: one `error: --flag: ...` line and exit 2."""
+from __future__ import annotations
+
+import sys
+
+
+def fail(msg: str) -> None:
+  """Prints `error: <msg>` on stderr and exits 2 (bad input; nothing was measured)."""
+  print(f'error: {msg}', file=sys.stderr)
+  sys.exit(2)
+
+
+def kernel_sizes(text: str, flag: str = '--kernel_sizes') -> list[int]:
+  """A comma-separated list of distinct kernel sizes >= 1, or fail() naming the flag."""
+  try:
+    ks = [int(k) for k in text.split(',') if k.strip()]
+  except ValueError:
+    fail(f'{flag}: {text!r} is not a comma-separated list of integers')
+  if not ks or min(ks) < 1:
+    fail(f'{flag}: {text!r}: give one or more integers >= 1')
+  if len(set(ks)) != len(ks):
+    fail(f'{flag}: {text!r} lists a kernel size twice')
+  return ks
+
+
+def at_least(args, names, low: int = 1) -> None:
+  """fail() for the first of args' integer fields `names` below `low`."""
+  for name in names:
+    if getattr(args, name) < low:
+      fail(f'--{name}: {getattr(args, name)} is not an integer >= {low}')
