@@ -13,6 +13,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from kernelscale import convs
 
@@ -24,30 +25,69 @@ class ShapeError(ValueError):
   """A kernel that does not fit the input: raised before any compile."""
 
 
+_WINDOW_ORDER = {True: ((0, 0), (0, 1), (1, 0), (1, 1)),   # x6 axis 1 is the window row
+                 False: ((0, 0), (1, 0), (0, 1), (1, 1))}  # x6 axis 1 is its column (WHBC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _pool_windows(x6, row_major: bool):
+  """max over axes 1 and 3 of x6 [P, 2, Q, 2, ...]: the 2x2 windows of a max-pool."""
+  return x6.max(axis=(1, 3))
+
+
+def _pool_windows_fwd(x6, row_major):
+  # Which element of each window is its first maximum in NHWC row-major
+  # window order, as a small integer: nn.max_pool's gradient (select-and-
+  # scatter with >=) sends all of a window's gradient there, also where maxima
+  # tie. Found here, in the forward pass, from the same read of x6 as the max:
+  # the gradient then never reads x6, so XLA has no reason to recompute x6's
+  # producer (a fused conv) inside it.
+  y = x6.max(axis=(1, 3))
+  first = jnp.full(y.shape, len(_WINDOW_ORDER[row_major]), jnp.int8)
+  for code, (a, b) in reversed(list(enumerate(_WINDOW_ORDER[row_major]))):
+    first = jnp.where(x6[:, a, :, b] == y, jnp.int8(code), first)
+  return y, first
+
+
+def _pool_windows_bwd(row_major, first, g):
+  # Each element of x6 gets its window's gradient where it is that window's
+  # first maximum: one broadcast compare over x6's shape.
+  codes = np.zeros((1, 2, 1, 2) + (1,) * (g.ndim - 2), np.int8)
+  for code, (a, b) in enumerate(_WINDOW_ORDER[row_major]):
+    codes[0, a, 0, b] = code
+  first6, g6 = jnp.expand_dims(first, (1, 3)), jnp.expand_dims(g, (1, 3))
+  return (jnp.where(first6 == codes, g6, jnp.zeros((), g.dtype)),)
+
+
+_pool_windows.defvjp(_pool_windows_fwd, _pool_windows_bwd)
+
+
 def max_pool_2x2(x, layout: str = 'NHWC'):
-  """2x2 max-pool, stride 2, VALID: the same values as nn.max_pool(x, (2, 2), (2, 2)).
+  """2x2 max-pool, stride 2, VALID: nn.max_pool(x, (2, 2), (2, 2))'s values and gradient.
 
   `x` is NHWC, or [W, H, B, C] with layout='WHBC' (convs.LAYOUTS).
 
   Written as a reshape and a max over the two window axes instead of
-  lax.reduce_window. The forward values are identical; the gradient differs
-  only where a window holds tied maxima (reduce_window's gradient routes it to
-  one of them, reduce_max's splits it), and after a ReLU the only ties are
-  zeros, whose gradient the ReLU then zeroes: the train step is the same.
+  lax.reduce_window, with its own gradient: like reduce_window's, it sends
+  each window's gradient to the window's first maximum (also where maxima
+  tie, as in regions of constant input), as one element-wise loop.
   Why: on CPU, XLA lowers reduce_window's gradient to a select-and-scatter
   that measured ~10x slower than this form's (benchmarks/maxpool_backward.py)
-  and was the largest single phase of the seed step at k=3.
+  and was the largest single phase of the seed step at k=3; and jax's own
+  gradient of a max (which splits ties and divides by their count) measured
+  slower in whole steps (WORKSPACE.md, session 5).
   """
   with jax.named_scope('max_pool'):  # keeps the HLO op names attributable
     if layout == 'WHBC':
       W, H, B, C = x.shape
       x = x[:W // 2 * 2, :H // 2 * 2]  # VALID: drop an odd last column/row
-      return x.reshape(W // 2, 2, H // 2, 2, B, C).max(axis=(1, 3))
+      return _pool_windows(x.reshape(W // 2, 2, H // 2, 2, B, C), False)
     if layout != 'NHWC':
       raise ValueError(f'layout {layout!r}; known: {convs.LAYOUTS}')
     B, H, W, C = x.shape
     x = x[:, :H // 2 * 2, :W // 2 * 2, :]  # VALID: drop an odd last row/column
-    return x.reshape(B, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))
+    y = _pool_windows(x.reshape(B * (H // 2), 2, W // 2, 2, C), True)
+    return y.reshape(B, H // 2, W // 2, C)
 
 
 class AlgoConv(nn.Module):

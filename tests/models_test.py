@@ -53,3 +53,29 @@ def test_forward_shape():
   x = jnp.zeros((4, 28, 28, 1))
   params = module.init(jax.random.PRNGKey(0), x)
   assert module.apply(params, x).shape == (4, 10)
+
+
+@pytest.mark.parametrize('shape', [(3, 6, 6, 4), (2, 7, 5, 3)])  # even, and odd sizes (VALID drops)
+@pytest.mark.parametrize('ties', [False, True])
+@pytest.mark.parametrize('layout', ['NHWC', 'WHBC'])
+def test_max_pool_has_nn_max_pools_values_and_gradient(shape, ties, layout):
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from kernelscale import convs  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal(shape).astype(np.float32)
+  if ties:  # whole windows of one value, and ties between some elements
+    x = np.round(x)
+    x[:, :3] = 0.5
+  g = rng.standard_normal((shape[0], shape[1] // 2, shape[2] // 2, shape[3])).astype(np.float32)
+  want_y, vjp = jax.vjp(lambda v: nn.max_pool(v, (2, 2), (2, 2)), jnp.asarray(x))
+  want_dx = vjp(jnp.asarray(g))[0]
+  to, back = (lambda a: convs.to_layout(jnp.asarray(a), 'NHWC', layout)), (
+      lambda a: convs.to_layout(a, layout, 'NHWC'))
+  y, vjp = jax.vjp(lambda v: models.max_pool_2x2(v, layout), to(x))
+  dx = back(vjp(to(g))[0])
+  # Exactly: each window's gradient goes to its first maximum, as reduce_window's does.
+  np.testing.assert_array_equal(back(y), want_y)
+  np.testing.assert_array_equal(dx, want_dx)
+  if ties:
+    assert int((np.asarray(dx) != 0).sum()) == g.size - int((g == 0).sum())  # one element per window

@@ -95,11 +95,11 @@ def test_auto_side_timed_where_it_differs_from_nn_conv():
   lines = []
   (res,) = peer.compare([5], batch_size=8, rounds=1, steps=1, device='cpu', warmup=1,
                         log=lines.append)
-  assert res['auto_algos'] == {'conv1': 'taps', 'conv2': 'dft'}
+  assert res['auto_algos'] == {'conv1': 'rows', 'conv2': 'dft'}
   auto = res['variants']['auto']
   assert auto['step_s'] > 0 and auto['ratio'] == pytest.approx(auto['step_s'] / res['torch_step_s'])
   assert abs(auto['loss'] - res['jax_loss']) < 1e-3  # same network, same first steps
-  assert peer.fastest(res)[0] in ('xla', 'auto') and 'auto (taps+dft)' in lines[0]
+  assert peer.fastest(res)[0] in ('xla', 'auto') and 'auto (rows+dft)' in lines[0]
   assert peer.auto_variant(5, 'gpu') == {}  # on GPU auto is nn.Conv: nothing extra to time
 
 
