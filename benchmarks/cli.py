@@ -24,7 +24,17 @@ def kernel_sizes(text: str, flag: str = '--kernel_sizes') -> list[int]:
 
 
 def at_least(args, names, low: int = 1) -> None:
-  """fail() for the first of args' integer fields `names` below `low`."""
+  """Makes args' fields `names` integers; fail() for the first that is not one >= `low`.
+
+  Declare such flags without argparse's type=int, so that a bad value gets this
+  module's one-line error rather than argparse's usage text.
+  """
   for name in names:
-    if getattr(args, name) < low:
-      fail(f'--{name}: {getattr(args, name)} is not an integer >= {low}')
+    value = getattr(args, name)
+    try:
+      number = int(str(value).strip())
+    except ValueError:
+      number = None
+    if number is None or number < low:
+      fail(f'--{name}: {value!r} is not an integer >= {low}')
+    setattr(args, name, number)

@@ -34,9 +34,9 @@ def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument('--kernel_sizes', default='3,5,7,9,11', help='comma-separated k; SAME padding')
-  ap.add_argument('--batch_size', type=int, default=128)
-  ap.add_argument('--rounds', type=int, default=3, help='alternating rounds; default 3')
-  ap.add_argument('--steps', type=int, default=5, help='timed calls per algorithm per round')
+  ap.add_argument('--batch_size', default='128')
+  ap.add_argument('--rounds', default='3', help='alternating rounds; default 3')
+  ap.add_argument('--steps', default='5', help='timed calls per algorithm per round')
   ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   a = ap.parse_args()
   ks = cli.kernel_sizes(a.kernel_sizes)

@@ -51,7 +51,9 @@ def _child(a) -> None:
       compiled = measure.compile_aot(train.train_step, (state, batch))['compiled']
       _, _, _, times, faults = measure.run_steps(compiled, state, batch, 3, a.steps)
       print(json.dumps({'k': k, 'conv_algo': algo, 'step_s': statistics.median(times),
-                        'faults': faults, 'malloc_mode': device.malloc_mode()}), flush=True)
+                        'faults': faults, 'malloc_mode': device.malloc_mode(),
+                        'cpu_conv_path': device.conv_path(os.environ.get('XLA_FLAGS', ''))}),
+            flush=True)
 
 
 def main() -> None:
@@ -61,9 +63,9 @@ def main() -> None:
                   help='comma-separated k; SAME padding')
   ap.add_argument('--conv_algos', default=','.join(DEFAULT_ALGOS),
                   help='comma-separated values of config.conv_algo to time; default xla,auto')
-  ap.add_argument('--batch_size', type=int, default=128)
-  ap.add_argument('--rounds', type=int, default=3, help='alternating rounds (2 processes each)')
-  ap.add_argument('--steps', type=int, default=10, help='timed steps per point per process')
+  ap.add_argument('--batch_size', default='128')
+  ap.add_argument('--rounds', default='3', help='alternating rounds (2 processes each)')
+  ap.add_argument('--steps', default='10', help='timed steps per point per process')
   ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   ap.add_argument('--malloc', choices=MODES, help=argparse.SUPPRESS)  # set in child processes
   a = ap.parse_args()
@@ -81,11 +83,15 @@ def main() -> None:
   if device._glibc() is None:  # pylint: disable=protected-access
     cli.fail('needs glibc (Linux): config.malloc=retain is a glibc setting')
 
+  # One conv path for both modes: cpu_conv=auto is settled here, as run.py settles it
+  # under its default malloc (retain on glibc), not by each child under its own mode.
+  path = device.resolve_cpu_conv(a.cpu_conv, 'retain')['cpu_conv_path']
   base = [sys.executable, os.path.abspath(__file__),
           f'--kernel_sizes={",".join(map(str, a.kernel_sizes))}',
           f'--conv_algos={",".join(a.conv_algos)}', f'--batch_size={a.batch_size}',
-          f'--steps={a.steps}', f'--cpu_conv={a.cpu_conv}']
-  print(f'seed net, SAME, batch {a.batch_size}, float32, cpu_conv={a.cpu_conv}; '
+          f'--steps={a.steps}', f'--cpu_conv={path}']
+  print(f'seed net, SAME, batch {a.batch_size}, float32, cpu_conv={a.cpu_conv} -> {path} '
+        'in both modes; '
         f'{a.rounds} rounds, each one process per malloc mode (order alternates), '
         f'{a.steps} timed steps per point per process')
   runs = {}  # (k, algo, mode) -> [(step_s, faults)]
@@ -99,6 +105,8 @@ def main() -> None:
       for line in p.stdout.splitlines():
         if line.startswith('{'):
           d = json.loads(line)
+          if d['cpu_conv_path'] != path:
+            cli.fail(f'the malloc={mode} child ran cpu_conv {d["cpu_conv_path"]}, not {path}')
           runs.setdefault((d['k'], d['conv_algo'], mode), []).append((d['step_s'], d['faults']))
   print()
   rows = []

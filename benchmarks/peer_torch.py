@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import time
@@ -353,12 +352,8 @@ def _parse(argv):
                  help='extra XLA_FLAGS, appended to any inherited XLA_FLAGS before jax starts')
   a = p.parse_args(argv)
   ks = tuple(cli.kernel_sizes(a.kernel_sizes))
-  for name in ('batch_size', 'rounds', 'steps', 'warmup'):
-    v = getattr(a, name)
-    low = 0 if name == 'warmup' else 1
-    if not re.fullmatch(r'\d+', v.strip()) or int(v) < low:
-      cli.fail(f'--{name}: {v!r} is not an integer >= {low}')
-    setattr(a, name, int(v))
+  cli.at_least(a, ('batch_size', 'rounds', 'steps'))
+  cli.at_least(a, ('warmup',), low=0)
   a.kernel_sizes = ks
   from kernelscale import convs  # pylint: disable=g-import-not-at-top  (jax's backend not started)
   combos = []

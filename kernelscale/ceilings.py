@@ -214,8 +214,9 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
 
   Returns:
     One dict per (layer, phase): layer, phase, seconds (median), xla_flops
-    (XLA's cost analysis of that program alone; None where it has none) and
-    shape (B, H, W, C_in, C_out).
+    (XLA's cost analysis of that program alone; None where it has none),
+    shape (B, H, W, C_in, C_out) and output_shape (what the phase computes:
+    the layer's output, its input's gradient or its kernel's gradient).
   """
   dn = ('NHWC', 'HWIO', 'NHWC')
   conv = lambda x, w: jax.lax.conv_general_dilated(  # noqa: E731
@@ -239,5 +240,6 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
       times = _time_calls(compiled, (x, w, g), repeats, budget_s)
       out.append({'layer': layer.name, 'phase': phase, 'seconds': float(np.median(times)),
                   'xla_flops': measure.cost_analysis(compiled)[0]['xla_flops'],
-                  'shape': (batch_size, layer.in_hw, layer.in_hw, layer.c_in, layer.c_out)})
+                  'shape': (batch_size, layer.in_hw, layer.in_hw, layer.c_in, layer.c_out),
+                  'output_shape': tuple(jax.eval_shape(fn, x, w, g).shape)})
   return out

@@ -130,12 +130,25 @@ def configure_cpu_conv(choice: str) -> dict:
   Raises:
     DeviceConfigError: for an unknown choice.
   """
+  fields = resolve_cpu_conv(choice, malloc_mode())
+  flags = os.environ.get('XLA_FLAGS', '')
+  os.environ['XLA_FLAGS'] = with_eigen(flags, fields['cpu_conv_path'] == 'eigen')
+  return fields
+
+
+def resolve_cpu_conv(choice: str, mode: str) -> dict:
+  """configure_cpu_conv's decision for a process under malloc `mode`, without setting anything.
+
+  benchmarks/malloc.py uses it to give both of its children the one path.
+
+  Returns:
+    configure_cpu_conv's record fields.
+  """
   if choice not in CPU_CONV_CHOICES:
     raise DeviceConfigError(f'config.cpu_conv: unknown value {choice!r}; use one of '
                             f'{CPU_CONV_CHOICES}')
   flags = os.environ.get('XLA_FLAGS', '')
   cache = _load_cache()
-  mode = malloc_mode()
   measured = cache.get(_conv_key(mode))
   other = 'system' if mode == 'retain' else 'retain'
   speedup = measured.get('speedup_eigen') if measured else None
@@ -152,10 +165,12 @@ def configure_cpu_conv(choice: str) -> dict:
     if _conv_key(other) in cache:
       reason += (f' (this machine\'s measurement was taken under malloc={other}, and this '
                  f'process runs malloc={mode})')
+    elif any(key.startswith(machine_key()) for key in cache):
+      reason += (' (this machine\'s cached measurement predates keying by malloc mode: '
+                 'rerun experiments/backends.py)')
   else:
     path = choice
     reason = f'set by config.cpu_conv={choice}'
-  os.environ['XLA_FLAGS'] = with_eigen(flags, path == 'eigen')
   return {'cpu_conv': choice, 'cpu_conv_path': path, 'cpu_conv_reason': reason,
           'cpu_conv_speedup_vs_default': speedup}
 

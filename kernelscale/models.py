@@ -70,7 +70,9 @@ def max_pool_2x2(x, layout: str = 'NHWC'):
   Written as a reshape and a max over the two window axes instead of
   lax.reduce_window, with its own gradient: like reduce_window's, it sends
   each window's gradient to the window's first maximum (also where maxima
-  tie, as in regions of constant input), as one element-wise loop.
+  tie, as in regions of constant input), as one element-wise loop. (One
+  difference: a window holding a NaN has no element equal to its max, so its
+  gradient is dropped where reduce_window's picks an element.)
   Why: on CPU, XLA lowers reduce_window's gradient to a select-and-scatter
   that measured ~10x slower than this form's (benchmarks/maxpool_backward.py)
   and was the largest single phase of the seed step at k=3; and jax's own

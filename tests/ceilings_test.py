@@ -55,6 +55,9 @@ def test_conv_phases_alone_times_each_layer_phase_with_xla_flops():
                  ('conv2', 'backward_input'), ('conv2', 'backward_filter')]
   assert all(p['seconds'] > 0 for p in out)
   assert out[2]['shape'] == (2, 4, 4, 4, 8)  # conv2 sees conv1's pooled 4x4x4
+  # Each phase computes what its name says: output, input gradient, kernel gradient.
+  assert [p['output_shape'] for p in out] == [(2, 8, 8, 4), (3, 3, 1, 4), (2, 4, 4, 8),
+                                              (2, 4, 4, 4), (3, 3, 4, 8)]
   # Each phase is one convolution's multiply-adds over the taps that land on
   # real input (2 per tap): what flops.layer_flops counts for that entry.
   from kernelscale import flops
@@ -79,7 +82,15 @@ def test_ceiling_benchmark_prints_rows_and_the_conv_bound():
   assert any(re.match(r'\s*3 xla\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+', l) for l in lines), p.stdout
   bound = [l for l in lines if '| alone' in l]
   assert len(bound) == 1 and 'conv2 input' in bound[0] and 'conv1 input' not in bound[0]
-  assert re.search(r'bound \d+\.\d\d$', bound[0])
+  # bound = the step's XLA FLOPs / (the phases' times summed) / the ceiling, from the printed figures
+  peak = float(re.search(r'matmul ceiling ([\d.]+) GFLOP/s', p.stdout).group(1)) * 1e9
+  flops = float(re.match(r'\s*3 xla\s+[\d.]+\s+([\d.]+)', next(
+      l for l in lines if re.match(r'\s*3 xla', l))).group(1)) * 1e9
+  phase_ms = [float(v) for v in re.findall(r'(?:forward|input|filter) ([\d.]+) ms', bound[0])]
+  alone_ms = float(re.search(r'alone ([\d.]+) ms', bound[0]).group(1))
+  assert len(phase_ms) == 5 and alone_ms == pytest.approx(sum(phase_ms), abs=0.3)
+  printed = float(re.search(r'bound (\d+\.\d\d)$', bound[0]).group(1))
+  assert printed == pytest.approx(flops / (alone_ms / 1e3) / peak, abs=0.01 + 0.06 * printed)
   assert not any(l.startswith(' 3 torch') for l in lines)
 
 
@@ -87,11 +98,12 @@ def test_ceiling_benchmark_prints_rows_and_the_conv_bound():
     (('--kernel_sizes=3,x',), '--kernel_sizes'),
     (('--kernel_sizes=13', '--padding=VALID'), '--kernel_sizes'),
     (('--steps=0',), '--steps'),
+    (('--steps=x',), '--steps'),
 ])
 def test_ceiling_benchmark_refuses_bad_flags(args, field):
   p = _ceiling(*args)
-  assert p.returncode == 2 and f'error: {field}' in p.stderr, p.stderr
-  assert 'ceiling' not in p.stdout
+  assert p.returncode == 2 and p.stderr.startswith(f'error: {field}: '), p.stderr
+  assert p.stdout == ''
 
 
 def test_ceiling_benchmark_torch_row():

@@ -181,3 +181,34 @@ def test_malloc_measurement_cached_and_reported(clean_env):
       [dict(rec, malloc_speedup_vs_default=None)])[1]
   # the conv-path cache is a separate file, untouched
   assert device.configure_cpu_conv('auto')['cpu_conv_speedup_vs_default'] is None
+
+
+def test_configure_sets_malloc_before_choosing_the_conv_path(clean_env, monkeypatch):
+  # cpu_conv=auto must follow the measurement of the malloc mode the process will run
+  # under, so configure() has to settle malloc first.
+  calls = []
+  monkeypatch.setattr(device, 'configure_malloc',
+                      lambda choice: calls.append(choice) or {'malloc': choice})
+  monkeypatch.setattr(device, 'malloc_mode', lambda: 'retain' if calls else 'system')
+  device.record_measurement(0.5, {}, 'retain')  # YNNPACK faster, under retain only
+  d = device.configure('auto', 'auto')
+  assert calls == ['auto'] and d['cpu_conv_path'] == 'ynnpack'
+  assert d['malloc'] == 'auto'
+
+
+def test_resolve_cpu_conv_sets_nothing(clean_env):
+  device.record_measurement(0.5, {}, 'system')
+  before = os.environ['XLA_FLAGS']
+  assert device.resolve_cpu_conv('auto', 'system')['cpu_conv_path'] == 'ynnpack'
+  assert device.resolve_cpu_conv('auto', 'retain')['cpu_conv_path'] == 'eigen'
+  assert os.environ['XLA_FLAGS'] == before
+  with pytest.raises(device.DeviceConfigError, match='config.cpu_conv'):
+    device.resolve_cpu_conv('fast', 'retain')
+
+
+def test_a_cache_entry_without_malloc_mode_is_named_not_followed(clean_env):
+  path = clean_env / 'kernelscale' / device.CPU_CONV_CACHE
+  path.parent.mkdir(parents=True)
+  path.write_text(json.dumps({device.machine_key(): {'speedup_eigen': 0.5}}))  # the old key
+  d = device.configure_cpu_conv('auto')
+  assert d['cpu_conv_path'] == 'eigen' and 'predates keying by malloc mode' in d['cpu_conv_reason']
