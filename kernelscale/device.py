@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -320,6 +321,41 @@ def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:
     pass  # an unwritable cache only means measuring again next time
 
 
+def _unoptimized_convs(ok: list[dict]) -> str | None:
+  """The convolutions XLA:CPU ran as its own unoptimized loop instead of Eigen, with their profiled rate."""
+  from kernelscale import hlo  # pylint: disable=g-import-not-at-top  (no jax)
+
+  def rate(r, label):
+    t = (r.get('phase_s') or {}).get(label)
+    f = (r.get('analytic_phase_flops') or {}).get(label)
+    return f / t if t and f else None
+
+  items = []
+  for r in ok:
+    impls = r.get('conv_impl') or {}
+    eigen = sorted(x for x in (rate(r, l) for l, i in impls.items() if i.startswith('Eigen'))
+                   if x)
+    for label, impl in sorted(impls.items()):
+      if hlo.UNOPTIMIZED_CPU_CONV not in impl:
+        continue
+      why = impl.split('(', 1)[-1].rstrip(')')
+      got = rate(r, label)
+      speed = ''
+      if got:
+        speed = f'; {got / 1e9:.1f} GFLOP/s in the profile'
+        if eigen:
+          speed += (f', against {statistics.median(eigen) / 1e9:.1f} GFLOP/s for the step\'s '
+                    'Eigen convolutions (median)')
+      items.append(f'{r.get("padding")} k={r.get("kernel_size")} {label} ({why}{speed})')
+  if not items:
+    return None
+  return ('XLA:CPU did not hand every convolution to Eigen; it ran '
+          f'{"these" if len(items) > 1 else "this one"} as its own unoptimized loop: '
+          f'{"; ".join(items)}. XLA rewrites a gradient convolution into this form when, for '
+          'example, the kernel is larger than the layer\'s output (VALID padding); '
+          '`conv_algo=auto` computes such layers another way.')
+
+
 def _malloc_note(ok: list[dict]) -> str:
   """What host malloc did to the CPU steps: the mode and the page faults it left."""
   mode = ok[0].get('malloc_mode')
@@ -383,6 +419,9 @@ def platform_notes(recs: list[dict]) -> list[str]:
       line += (' This machine has no side-by-side measurement yet: run '
                '`python run.py --config=experiments/backends.py` for one.')
     notes.append(line)
+    slow = _unoptimized_convs(ok)
+    if slow:
+      notes.append(slow)
     notes.append(_malloc_note(ok))
   elif plat == 'gpu':
     level = r.get('xla_gpu_autotune_level')

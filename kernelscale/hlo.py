@@ -464,14 +464,41 @@ def _impl(module: Module, ins: Instr, conv: Instr, platform: str) -> str:
     kind = re.search(r'kind=(k\w+)', cfg)
     return f'XLA convolution fusion ({kind.group(1) if kind else "?"})'
   if platform == 'cpu' and ins.opcode == 'convolution':
-    return 'Eigen (XLA CPU convolution)'
+    why = _not_eigen(conv)
+    return f'XLA CPU unoptimized loop ({why})' if why else 'Eigen (XLA CPU convolution)'
   return f'XLA {ins.opcode}'
+
+
+UNOPTIMIZED_CPU_CONV = 'XLA CPU unoptimized loop'
+
+
+def _not_eigen(conv: Instr) -> str | None:
+  """Why XLA:CPU will not hand this convolution to Eigen (None: it will, as far as HLO shows).
+
+  XLA:CPU's test (PotentiallyImplementedAsEigenConvolution) wants no window
+  reversal, the input and output as [batch, spatial..., feature] and the
+  kernel as [spatial..., in, out], spatial dimensions in order; anything else
+  is emitted as XLA's own unoptimized convolution loop. (Its other conditions,
+  f16/f32 and buffer alignment, do not show in the HLO text.)
+  """
+  why = []
+  window = re.search(r'window=\{([^}]*)\}', conv.attrs)
+  if window and re.search(r'rhs_reversal=[\dx]*1', window.group(1)):
+    why.append('kernel reversed in the window')
+  m = re.search(r'dim_labels=(\w+)_(\w+)->(\w+)', conv.attrs)
+  if m:
+    lhs, rhs, out = m.groups()
+    spatial = ''.join(str(i) for i in range(len(lhs) - 2))
+    if (lhs, rhs, out) != (f'b{spatial}f', f'{spatial}io', f'b{spatial}f'):
+      why.append(f'dimensions {lhs}_{rhs}->{out}, not b{spatial}f_{spatial}io->b{spatial}f')
+  return '; '.join(why) or None
 
 
 def conv_impl(module: Module, labels: dict[str, str], platform: str) -> dict[str, str]:
   """"convN/phase" -> implementation string for every convolution in the program.
 
-  CPU: "YNNPACK fusion", "XNNPACK fusion" or "Eigen (XLA CPU convolution)";
+  CPU: "YNNPACK fusion", "XNNPACK fusion", "Eigen (XLA CPU convolution)" or
+  "XLA CPU unoptimized loop (why)" where XLA:CPU will not call Eigen;
   GPU: "cuDNN __cudnn$conv... algo N" (algorithm where the HLO shows one);
   TPU: "XLA convolution fusion (kOutput)" and the like.
   """

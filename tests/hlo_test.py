@@ -83,7 +83,11 @@ def test_conv_phase_from_shapes_and_eigen_impl():
   assert labels['bfl'] == 'conv2/backward_filter'
   assert labels['wt'] == 'conv2/backward_input'  # feeds only the backward-input conv
   impl = hlo.conv_impl(m, labels, 'cpu')
-  assert set(impl.values()) == {'Eigen (XLA CPU convolution)'}
+  assert impl['conv2/forward'] == impl['conv2/backward_input'] == 'Eigen (XLA CPU convolution)'
+  # This hand-written filter gradient keeps the batch last (f01b): XLA:CPU would run it
+  # as its own loop (optimized HLO transposes it to b01f first, as the fixtures show).
+  assert impl['conv2/backward_filter'] == (
+      'XLA CPU unoptimized loop (dimensions f01b_i01o->b01f, not b01f_01io->b01f)')
 
 
 _GPU = """HloModule jit_train_step
@@ -134,3 +138,33 @@ def test_two_convs_in_one_fusion_are_mixed_not_dropped():
           'metadata={op_name="jit(train_step)/transpose(jvp(ConvNet))/conv1/conv_general_dilated"}\n}', 1)
   m = hlo.parse(text)
   assert hlo.op_labels(m)['fusion.3'] == 'mixed/conv1.backward_filter+conv1.forward'
+
+
+def test_cpu_conv_that_eigen_cannot_take_is_named_as_the_unoptimized_loop():
+  # XLA:CPU's own test: no kernel reversal, b01f_01io->b01f; anything else runs as its loop.
+  canonical = ('window={size=5x5 pad=2_2x2_2}, dim_labels=b01f_01io->b01f, '
+               'metadata={op_name="x"}')
+  swapped = ('window={size=5x5 pad=4_4x4_4 rhs_reversal=1x1}, dim_labels=01fb_o01i->f01b, '
+             'metadata={op_name="x"}')
+  conv = lambda attrs: hlo.Instr('c', 'convolution', 'f32[1]', [], [], '', None, attrs, 'e')  # noqa: E731
+  assert hlo._not_eigen(conv(canonical)) is None  # pylint: disable=protected-access
+  why = hlo._not_eigen(conv(swapped))  # pylint: disable=protected-access
+  assert 'kernel reversed' in why and '01fb_o01i->f01b' in why
+  assert hlo._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x1'))) == (  # pylint: disable=protected-access
+      'kernel reversed in the window')
+  assert hlo._not_eigen(conv(canonical.replace('rhs_reversal', 'x') + ' ')) is None  # pylint: disable=protected-access
+
+
+def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
+  # This jaxlib's XLA turns conv2's input gradient (7x7 kernel, 5x5 output) into a
+  # reversed-kernel convolution that neither Eigen nor YNNPACK takes; no other conv is so.
+  import jax  # pylint: disable=g-import-not-at-top
+  from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
+  module = models.build('seed', 7, 'VALID', 'float32')
+  state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
+  comp = measure.compile_aot(train.train_step, (state, data.synthetic_batch(2, 0)))['compiled']
+  m = hlo.parse(comp.as_text())
+  impl = hlo.conv_impl(m, hlo.op_labels(m), 'cpu')
+  assert impl['conv2/backward_input'].startswith(hlo.UNOPTIMIZED_CPU_CONV)
+  assert not any(v.startswith(hlo.UNOPTIMIZED_CPU_CONV)
+                 for k, v in impl.items() if k != 'conv2/backward_input'), impl
