@@ -72,12 +72,12 @@ def main(argv=None) -> None:
   except models.ShapeError as e:
     cli.fail(f'--kernel_sizes: {e}')
 
-  torch_step = None
+  platform = jax.default_backend()
+  torch_step, torch_device = None, {'cpu': 'cpu', 'gpu': 'cuda'}.get(platform)
   if not a.no_torch:
     try:
       import torch  # pylint: disable=g-import-not-at-top
       from benchmarks import peer_torch  # pylint: disable=g-import-not-at-top
-      torch.set_num_threads(peer_torch.host_threads())
       torch_step = peer_torch.torch_train_step
     except ImportError:
       print('torch row skipped: PyTorch is not installed (it is not a kernelscale requirement)')
@@ -86,9 +86,14 @@ def main(argv=None) -> None:
     if torch_step and a.padding != 'SAME':
       print('torch row skipped: the torch seed net is SAME-padded only')
       torch_step = None
+    elif torch_step and (torch_device is None or
+                         (torch_device == 'cuda' and not torch.cuda.is_available())):
+      print(f'torch row skipped: jax runs on {platform}, and this torch cannot run there')
+      torch_step = None
+    elif torch_step and torch_device == 'cpu':
+      torch.set_num_threads(peer_torch.host_threads())
 
   before = ceilings.measure_ceilings()['ceiling_flops_per_s']
-  platform = jax.default_backend()
 
   def one(module):
     state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
@@ -99,7 +104,7 @@ def main(argv=None) -> None:
     return flops, measure.step_stats(times)['step_s_median']
 
   def torch_one(k):
-    step, sync, _, _, _ = torch_step(k, data.synthetic_batch(a.batch_size, 0), 'cpu')
+    step, sync, _, _, _ = torch_step(k, data.synthetic_batch(a.batch_size, 0), torch_device)
     for _ in range(3):
       step()
     times = []
@@ -133,11 +138,15 @@ def main(argv=None) -> None:
         f'{peak / 1e9:.1f} GFLOP/s (before {before / 1e9:.1f}, after {after / 1e9:.1f})')
   print(f'{"k":>3} {"conv algorithms":<16} {"step ms":>9} {"XLA GFLOP":>10} '
         f'{"achieved GFLOP/s":>17} {"of ceiling":>11} {"direct-equiv. of ceiling":>25}')
+  def frac(flops, seconds):  # of the ceiling; cost_analysis can be missing on some backends
+    return f'{flops / seconds / peak:.2f}' if flops else 'n/a'
+
   for k, algo, flops, step, direct in rows:
-    got = flops / step
-    equiv = f'{direct / step / peak:>25.2f}' if algo.startswith('auto') else f'{"(same)":>25}'
-    print(f'{k:>3} {algo:<16} {step * 1e3:>9.2f} {flops / 1e9:>10.3f} {got / 1e9:>17.1f} '
-          f'{got / peak:>11.2f} {equiv}')
+    equiv = frac(direct, step) if algo.startswith('auto') else '(same)'
+    rate = f'{flops / step / 1e9:.1f}' if flops else 'n/a'
+    gflop = f'{flops / 1e9:.3f}' if flops else 'n/a'
+    print(f'{k:>3} {algo:<16} {step * 1e3:>9.2f} {gflop:>10} {rate:>17} '
+          f'{frac(flops, step):>11} {equiv:>25}')
   if torch_step:
     print('torch: the same network and Adam step in PyTorch eager, timed after kernelscale\'s '
           'rows at each k (not alternated; benchmarks/peer_torch.py alternates), with the same '
@@ -151,10 +160,9 @@ def main(argv=None) -> None:
       alone = sum(p['seconds'] for p in ph)
       parts = '  '.join(
           f'{p["layer"]} {p["phase"].replace("backward_", "")} {p["seconds"] * 1e3:.1f} ms '
-          f'({p["xla_flops"] / p["seconds"] / peak:.2f})' if p['xla_flops'] else
-          f'{p["layer"]} {p["phase"]} {p["seconds"] * 1e3:.1f} ms' for p in ph)
+          f'({frac(p["xla_flops"], p["seconds"])})' for p in ph)
       print(f'{k:>3}  {parts}  | alone {alone * 1e3:.1f} ms of the {step * 1e3:.1f} ms step, '
-            f'bound {flops / alone / peak:.2f}')
+            f'bound {frac(flops, alone)}')
 
 
 def ks_progress(ks):
