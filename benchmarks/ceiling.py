@@ -107,6 +107,7 @@ def main(argv=None) -> None:
     step, sync, _, _, _ = torch_step(k, data.synthetic_batch(a.batch_size, 0), torch_device)
     for _ in range(3):
       step()
+    sync()  # CUDA queues work: the warm-up must finish before the first timed step
     times = []
     for _ in range(a.steps):
       t0 = time.perf_counter()

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One prepared GPU check, under 5 minutes on one GPU: the default sweep, the
-# PyTorch peer benchmark and the ceiling benchmark. Prints where results went.
+# One prepared GPU check, expected to take under 5 minutes on one GPU (each step's
+# timeout is a cap, 8.5 minutes in all): the default sweep, the PyTorch peer
+# benchmark and the ceiling benchmark. Prints where results went. Not yet run on
+# a GPU. On a GPU, jax's default matmul precision may use TF32, so the ceiling
+# and the torch row's fraction of it are looser than on CPU.
 #
 #   bash benchmarks/gpu_check.sh            # needs jax with CUDA (and torch with CUDA for the peer)
 #   PYTHON=/path/to/python OUT_DIR=runs/gpu bash benchmarks/gpu_check.sh

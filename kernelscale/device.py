@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -333,23 +334,24 @@ def _unoptimized_convs(ok: list[dict]) -> str | None:
   items = []
   for r in ok:
     impls = r.get('conv_impl') or {}
-    eigen = sorted(x for x in (rate(r, l) for l, i in impls.items() if i.startswith('Eigen'))
-                   if x)
+    fast = [x for x in (rate(r, l) for l, i in impls.items()
+                        if hlo.UNOPTIMIZED_CPU_CONV not in i) if x]
     for label, impl in sorted(impls.items()):
-      if hlo.UNOPTIMIZED_CPU_CONV not in impl:
+      m = re.search(re.escape(hlo.UNOPTIMIZED_CPU_CONV) + r' \(([^)]*)\)', impl)
+      if not m:
         continue
-      why = impl.split('(', 1)[-1].rstrip(')')
+      why = m.group(1) + ('; other convolutions share this phase' if ' + ' in impl else '')
       got = rate(r, label)
       speed = ''
       if got:
         speed = f'; {got / 1e9:.1f} GFLOP/s in the profile'
-        if eigen:
-          speed += (f', against {statistics.median(eigen) / 1e9:.1f} GFLOP/s for the step\'s '
-                    'Eigen convolutions (median)')
+        if fast:
+          speed += (f', against {statistics.median(fast) / 1e9:.1f} GFLOP/s for the step\'s '
+                    'other convolutions (median)')
       items.append(f'{r.get("padding")} k={r.get("kernel_size")} {label} ({why}{speed})')
   if not items:
     return None
-  return ('XLA:CPU did not hand every convolution to Eigen; it ran '
+  return ('XLA:CPU did not hand every convolution to a conv library (Eigen or YNNPACK); it ran '
           f'{"these" if len(items) > 1 else "this one"} as its own unoptimized loop: '
           f'{"; ".join(items)}. XLA rewrites a gradient convolution into this form when, for '
           'example, the kernel is larger than the layer\'s output (VALID padding); '

@@ -475,21 +475,28 @@ UNOPTIMIZED_CPU_CONV = 'XLA CPU unoptimized loop'
 def _not_eigen(conv: Instr) -> str | None:
   """Why XLA:CPU will not hand this convolution to Eigen (None: it will, as far as HLO shows).
 
-  XLA:CPU's test (PotentiallyImplementedAsEigenConvolution) wants no window
-  reversal, the input and output as [batch, spatial..., feature] and the
-  kernel as [spatial..., in, out], spatial dimensions in order; anything else
-  is emitted as XLA's own unoptimized convolution loop. (Its other conditions,
-  f16/f32 and buffer alignment, do not show in the HLO text.)
+  XLA:CPU's test (PotentiallyImplementedAsEigenConvolution) wants f16 or f32,
+  1 to 3 spatial dimensions, no window reversal, the input and output as
+  [batch, spatial..., feature] and the kernel as [spatial..., in, out],
+  spatial dimensions in order; anything else is emitted as XLA's own
+  unoptimized convolution loop. (Its buffer-alignment condition does not show
+  in the HLO text.)
   """
   why = []
+  dtype = conv.shape.split('[', 1)[0].strip().lstrip('(')
+  if dtype and dtype not in ('f16', 'f32'):
+    why.append(f'element type {dtype}')
   window = re.search(r'window=\{([^}]*)\}', conv.attrs)
   if window and re.search(r'rhs_reversal=[\dx]*1', window.group(1)):
     why.append('kernel reversed in the window')
   m = re.search(r'dim_labels=(\w+)_(\w+)->(\w+)', conv.attrs)
   if m:
     lhs, rhs, out = m.groups()
-    spatial = ''.join(str(i) for i in range(len(lhs) - 2))
-    if (lhs, rhs, out) != (f'b{spatial}f', f'{spatial}io', f'b{spatial}f'):
+    n = len(lhs) - 2
+    spatial = ''.join(str(i) for i in range(n))
+    if not 1 <= n <= 3:
+      why.append(f'{n} spatial dimensions')
+    elif (lhs, rhs, out) != (f'b{spatial}f', f'{spatial}io', f'b{spatial}f'):
       why.append(f'dimensions {lhs}_{rhs}->{out}, not b{spatial}f_{spatial}io->b{spatial}f')
   return '; '.join(why) or None
 

@@ -152,7 +152,15 @@ def test_cpu_conv_that_eigen_cannot_take_is_named_as_the_unoptimized_loop():
   assert 'kernel reversed' in why and '01fb_o01i->f01b' in why
   assert hlo._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x1'))) == (  # pylint: disable=protected-access
       'kernel reversed in the window')
-  assert hlo._not_eigen(conv(canonical.replace('rhs_reversal', 'x') + ' ')) is None  # pylint: disable=protected-access
+  assert hlo._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x0'))) is None  # pylint: disable=protected-access
+  # The output's form counts too, and the rule holds for 1-D convolutions.
+  assert '->f01b' in hlo._not_eigen(conv(canonical.replace('->b01f', '->f01b')))  # pylint: disable=protected-access
+  assert hlo._not_eigen(conv('window={size=5}, dim_labels=b0f_0io->b0f')) is None  # pylint: disable=protected-access
+  assert 'not b0f_0io->b0f' in hlo._not_eigen(conv('window={size=5}, dim_labels=bf0_0io->b0f'))  # pylint: disable=protected-access
+  # Eigen takes f16/f32 only, and 1 to 3 spatial dimensions.
+  f64 = hlo.Instr('c', 'convolution', 'f64[1]', [], [], '', None, canonical, 'e')
+  assert hlo._not_eigen(f64) == 'element type f64'  # pylint: disable=protected-access
+  assert hlo._not_eigen(conv('dim_labels=b0123f_0123io->b0123f')) == '4 spatial dimensions'  # pylint: disable=protected-access
 
 
 def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
