@@ -6,8 +6,6 @@ emulated and slow), and memory bandwidth from a large element-wise copy,
 counting the bytes read plus the bytes written. They are measured once per
 device and cached in `<workdir>/ceilings.json`, keyed by `device_key()`.
 
-Per point: `time_optimizer_update` times the optimizer's update alone, so the
-optimizer's share of the step can be read even without profiler traces.
 `conv_phases_alone` times each conv layer's forward and gradient convolutions
 alone (benchmarks/ceiling.py): how fast this XLA's own conv kernels run on
 the network's shapes, against which the whole step can be read.
@@ -172,32 +170,6 @@ def load_or_measure(workdir: str) -> dict:
     json.dump(cache, f, indent=1)
   os.replace(path + '.tmp', path)
   return cache[key]
-
-
-def _optimizer_only_step(state, grads):
-  # The same update the train step applies, without forward or backward.
-  return state.apply_gradients(grads=grads), {}
-
-
-def time_optimizer_update(state, warmup: int = 3, steps: int = 20) -> dict:
-  """Times the optimizer update alone on this state's parameters.
-
-  Works on a copy, so the caller's state stays usable. Gradients are a scaled
-  copy of the parameters: the update's arithmetic does not depend on their
-  values. The update runs as its own jitted call, so the figure includes one
-  dispatch that the fused train step does not pay.
-
-  Returns:
-    {'optimizer_update_s': median seconds per update, 'optimizer_update_s_p90'}.
-  """
-  # Copied through the host: eager device ops would each compile (~0.3 s).
-  state = jax.tree_util.tree_map(lambda x: jax.device_put(np.array(x)), state)
-  grads = jax.tree_util.tree_map(lambda p: jax.device_put(np.array(p) * 1e-3), state.params)
-  comp = measure.compile_aot(_optimizer_only_step, (state, grads))
-  _, _, _, times, _ = measure.run_steps(comp['compiled'], state, grads, warmup, steps)
-  stats = measure.step_stats(times)
-  return {'optimizer_update_s': stats['step_s_median'],
-          'optimizer_update_s_p90': stats['step_s_p90']}
 
 
 def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,

@@ -19,8 +19,8 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import (accuracy, ceilings, convs, data, device, flops, measure, models, profiling,
-                         records, train)
+from kernelscale import (accuracy, convs, data, device, flops, measure, models, profiling, records,
+                         train)
 
 
 # Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
@@ -241,7 +241,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec['final_loss'] = float(metrics['loss'])
   # The optimizer update timed alone, so its share of the step is measurable
   # without profiler traces.
-  rec.update(ceilings.time_optimizer_update(state))
+  rec.update(measure.time_optimizer_update(state))
   med = rec['step_s_median']
   rec['achieved_flops_per_s'] = (rec['xla_flops'] / med) if rec['xla_flops'] else None
   if rec['xla_flops'] is None:

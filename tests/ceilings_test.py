@@ -1,4 +1,5 @@
-"""Device ceilings (small sizes), their cache, and the optimizer-only timing."""
+"""Device ceilings (small sizes), their cache, the conv phases alone, the optimizer-only timing
+(kernelscale.measure) and benchmarks/ceiling.py."""
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from kernelscale import ceilings, models, train
+from kernelscale import ceilings, measure, models, train
 
 
 def test_matmul_and_copy_report_positive_rates():
@@ -41,7 +42,7 @@ def test_optimizer_update_timed_without_consuming_state():
   module = models.build('seed', 3, 'SAME', 'float32')
   state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), (28, 28, 1))
   before = np.array(state.params['conv1']['kernel'])
-  out = ceilings.time_optimizer_update(state, warmup=1, steps=3)
+  out = measure.time_optimizer_update(state, warmup=1, steps=3)
   assert 0 < out['optimizer_update_s'] <= out['optimizer_update_s_p90']
   # The caller's state was neither donated nor updated.
   np.testing.assert_array_equal(np.array(state.params['conv1']['kernel']), before)
