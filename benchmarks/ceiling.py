@@ -36,7 +36,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -105,16 +104,8 @@ def main(argv=None) -> None:
 
   def torch_one(k):
     step, sync, _, _, _ = torch_step(k, data.synthetic_batch(a.batch_size, 0), torch_device)
-    for _ in range(3):
-      step()
-    sync()  # CUDA queues work: the warm-up must finish before the first timed step
-    times = []
-    for _ in range(a.steps):
-      t0 = time.perf_counter()
-      step()
-      sync()
-      times.append(time.perf_counter() - t0)
-    return float(statistics.median(times))
+    peer_torch.time_torch_steps(step, 2, sync)  # warm-up, as the jax rows get
+    return float(statistics.median(peer_torch.time_torch_steps(step, a.steps, sync)))
 
   rows, phases = [], {}
   for k in ks_progress(a.kernel_sizes):

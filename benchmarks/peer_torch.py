@@ -121,7 +121,7 @@ def _median(xs):
   return float(statistics.median(xs))
 
 
-def _time_torch_steps(step: Callable, steps: int, sync: Callable) -> list[float]:
+def time_torch_steps(step: Callable, steps: int, sync: Callable) -> list[float]:
   """One untimed step, then `steps` steps each timed to completion on the device."""
   step()
   sync()
@@ -217,10 +217,10 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
 
   for side in jax_sides.values():
     side.run(0, warmup)
-  _time_torch_steps(torch_step, warmup, sync)
+  time_torch_steps(torch_step, warmup, sync)
 
   runners = {name: side.run for name, side in jax_sides.items()}
-  runners['torch'] = lambda n: _time_torch_steps(torch_step, n, sync)
+  runners['torch'] = lambda n: time_torch_steps(torch_step, n, sync)
   names = list(runners)
   per_round = {name: [] for name in names}
   best = {name: float('inf') for name in names}

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernelscale import measure, models
+from kernelscale import convs, measure, models
 
 CEILINGS_FILE = 'ceilings.json'
 # Matmul side and copy length per platform: large enough to leave the caches
@@ -190,9 +190,7 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
     shape (B, H, W, C_in, C_out) and output_shape (what the phase computes:
     the layer's output, its input's gradient or its kernel's gradient).
   """
-  dn = ('NHWC', 'HWIO', 'NHWC')
-  conv = lambda x, w: jax.lax.conv_general_dilated(  # noqa: E731
-      x, w, (1, 1), padding, dimension_numbers=dn)
+  conv = lambda x, w: convs.xla_conv(x, w, padding)  # noqa: E731
   phases = {
       'forward': lambda x, w, g: conv(x, w),
       'backward_input': lambda x, w, g: jax.vjp(lambda x_: conv(x_, w), x)[1](g)[0],
