@@ -192,11 +192,20 @@ def _analyse(recs, workdir, ceil):
   for c in res['claims']:
     print(f'  claim {c["id"]}: {c["verdict"]}')
   if res['loo_median_abs_rel_error'] is not None:
-    print(f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '
-          f'({res["prediction_model_words"]})')
+    line = (f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '
+            f'({res["prediction_model_words"]})')
+    off = res['loo'][res['prediction_model']]['set_apart']
+    if off:
+      line += (f'; set apart (XLA\'s unoptimized conv loop, see report): '
+               + ', '.join(f'{p["padding"]} k={p["k"]}' for p in off))
+      if res['loo_all_points_median_abs_rel_error'] is not None:
+        line += f'; {res["loo_all_points_median_abs_rel_error"]:.1%} with them'
+    print(line)
   if _PREDICT.value is not None:
     for p in res['predictions']:  # also in analysis.json
       head = f'predicted step at k={p["k"]} {p["group"]}:'
+      if p.get('set_apart_k'):
+        head = head[:-1] + f' (k={p["set_apart_k"]} set apart):'
       if 'reason' in p:
         print(f'{head} none ({p["reason"]})')
       elif p['lo_s'] is None:

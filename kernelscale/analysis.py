@@ -11,6 +11,11 @@ tested from fixture files and re-run with `python run.py --report_only`.
   step_s = a + b·FLOPs, which splits a fixed cost from a cost per FLOP.
 - leave-one-out prediction of step time with three candidate models; the one
   with the smallest median error predicts new kernel sizes, with an interval.
+  Points where XLA:CPU ran a convolution as its own unoptimized loop instead
+  of a conv library (the record's `conv_impl`, from the optimized HLO) are set
+  apart: they are not on the law of the others (one such convolution took
+  ~10x the rest of the step here), so they neither train nor score the
+  predictions; each is predicted from the others' law and shown beside it.
 - verdicts on five common explanations, each from this run's numbers (see
   kernelscale/claims.py).
 """
@@ -22,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from kernelscale import claims, flops, models
+from kernelscale import claims, flops, hlo, models
 
 FIT_METRICS = ('step_s_median', 'xla_flops', 'xla_bytes_accessed', 'temp_bytes', 'compile_s',
                'analytic_flops', 'analytic_conv_flops')
@@ -249,43 +254,86 @@ def _fit_predictor(model: str, train: Sequence[dict]):
   return pred_linear
 
 
-def _training_sets(model: str, recs: Sequence[dict]) -> dict[str, list[dict]]:
-  return group_points(recs, pooled=(model == 'linear_flops_pooled'))
+def unoptimized_convs(rec: dict) -> list[str]:
+  """The convolutions (layer/phase labels) XLA:CPU ran as its own unoptimized loop in this point.
+
+  From the record's `conv_impl` (written when the point was profiled); empty
+  when every convolution went to a conv library, or when nothing says.
+  """
+  return sorted(label for label, impl in (rec.get('conv_impl') or {}).items()
+                if hlo.UNOPTIMIZED_CPU_CONV in impl)
 
 
-def leave_one_out(recs: Sequence[dict]) -> dict:
+def _training_sets(model: str, recs: Sequence[dict],
+                   set_apart: bool = True) -> dict[str, list[dict]]:
+  """Fit groups of the points a law is fitted to: unoptimized-loop points left out."""
+  return group_points([r for r in recs if not (set_apart and unoptimized_convs(r))],
+                      pooled=(model == 'linear_flops_pooled'))
+
+
+def _point(r: dict, p: float) -> dict:
+  return {'padding': r['padding'], 'k': r['kernel_size'], 'actual_s': r['step_s_median'],
+          'predicted_s': p, 'rel_error': (p - r['step_s_median']) / r['step_s_median']}
+
+
+def leave_one_out(recs: Sequence[dict], set_apart: bool = True) -> dict:
   """Leave-one-out prediction of step time for each candidate model.
 
   Each point is predicted from a fit to the other points of its own group
-  (pooled model: of its model/batch/dtype across paddings).
+  (pooled model: of its model/batch/dtype across paddings). Points with a
+  convolution run as XLA's unoptimized loop (`unoptimized_convs`) are set
+  apart: left out of every fit and of the error, and each predicted from a
+  fit to all the other points of its group instead, so the report can show
+  how far off the law it lies. `set_apart=False` scores them as ordinary
+  points (the report quotes that error too).
 
   Returns:
-    {model: {'median_abs_rel_error', 'points': [{padding, k, actual_s,
-    predicted_s, rel_error}]}}; a model with no predictable point has a
-    median of None.
+    {model: {'median_abs_rel_error', 'max_abs_rel_error', 'points': [{padding,
+    k, actual_s, predicted_s, rel_error}], 'set_apart': [the same, plus
+    'unoptimized_convs']}}; a model with no predictable point has a median of
+    None.
   """
+  ok = ok_records(recs)
+  apart = [r for r in ok if set_apart and unoptimized_convs(r)]
   out = {}
   for model in PREDICTION_MODELS:
-    pts = []
-    for rs in _training_sets(model, recs).values():
+    pts, sets = [], _training_sets(model, ok, set_apart)
+    for rs in sets.values():
       for i, r in enumerate(rs):
         pred = _fit_predictor(model, rs[:i] + rs[i + 1:])
-        if pred is None:
-          continue
-        p, _, _ = pred(r)
-        pts.append({'padding': r['padding'], 'k': r['kernel_size'], 'actual_s': r['step_s_median'],
-                    'predicted_s': p, 'rel_error': (p - r['step_s_median']) / r['step_s_median']})
+        if pred is not None:
+          pts.append(_point(r, pred(r)[0]))
+    off = []
+    for r in apart:
+      train = _group_of(r, sets, pooled=(model == 'linear_flops_pooled'))
+      pred = _fit_predictor(model, train) if train else None
+      off.append(dict(_point(r, pred(r)[0]), unoptimized_convs=unoptimized_convs(r)) if pred
+                 else {'padding': r['padding'], 'k': r['kernel_size'],
+                       'actual_s': r['step_s_median'], 'predicted_s': None, 'rel_error': None,
+                       'unoptimized_convs': unoptimized_convs(r)})
     errs = [abs(p['rel_error']) for p in pts]
     out[model] = {'median_abs_rel_error': float(np.median(errs)) if errs else None,
-                  'max_abs_rel_error': float(max(errs)) if errs else None, 'points': pts}
+                  'max_abs_rel_error': float(max(errs)) if errs else None, 'points': pts,
+                  'set_apart': off}
   return out
 
 
+def _group_of(rec: dict, sets: dict[str, list[dict]], pooled: bool) -> list[dict]:
+  """The training group that `rec` would belong to (same fit-group fields), or []."""
+  same = lambda a, b: all(str(a.get(f)) == str(b.get(f)) for f in GROUP_FIELDS) and (
+      pooled or a.get('padding') == b.get('padding'))
+  return next((rs for rs in sets.values() if rs and same(rs[0], rec)), [])
+
+
 def choose_model(loo: dict) -> str | None:
-  """The candidate with the smallest leave-one-out median error."""
-  scored = [(v['median_abs_rel_error'], m) for m, v in loo.items()
+  """The candidate that predicts the most points, and of those the smallest median error.
+
+  A model that cannot be fitted for some points (e.g. a per-padding law where
+  a padding has too few points) is not preferred for its error on the rest.
+  """
+  scored = [(-len(v['points']), v['median_abs_rel_error'], m) for m, v in loo.items()
             if v['median_abs_rel_error'] is not None]
-  return min(scored)[1] if scored else None
+  return min(scored)[2] if scored else None
 
 
 def predict(recs: Sequence[dict], k: int, model: str | None = None) -> list[dict]:
@@ -298,14 +346,19 @@ def predict(recs: Sequence[dict], k: int, model: str | None = None) -> list[dict
 
   Returns:
     One dict per padding group: {group, padding, k, model, step_s, lo_s, hi_s,
-    interval} or, where it cannot predict, {group, padding, k, reason}.
+    interval, measured_k} or, where it cannot predict, {group, padding, k,
+    reason}; either with `set_apart_k` when some of the group's points ran a
+    convolution as XLA's unoptimized loop (left out of the fit).
   """
   model = model or choose_model(leave_one_out(recs)) or 'power_k'
   out = []
   pooled = _training_sets(model, recs)
   for label, rs in group_points(recs).items():
     row = {'group': label, 'padding': rs[0]['padding'], 'k': k, 'model': model}
-    train = next((p for p in pooled.values() if rs[0] in p), rs)
+    apart = [r['kernel_size'] for r in rs if unoptimized_convs(r)]
+    if apart:
+      row['set_apart_k'] = apart
+    train = _group_of(rs[0], pooled, pooled=(model == 'linear_flops_pooled'))
     pred = _fit_predictor(model, train)
     if pred is None:
       row['reason'] = f'{MODEL_WORDS[model]} cannot be fitted to {len(train)} point(s)'
@@ -342,6 +395,7 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
 
   Returns:
     {ceilings, fits, loo_median_abs_rel_error, prediction_model, loo,
+    loo_all_points_median_abs_rel_error (None unless points were set apart),
     roofline, claims, answer, n_ok, n_records}.
   """
   ok = ok_records(recs)
@@ -354,6 +408,7 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
                               'linear_step_s_vs_xla_flops': linear_fit(*zip(*xs)) if xs else None}
   loo = leave_one_out(ok)
   best = choose_model(loo)
+  every = leave_one_out(ok, set_apart=False)[best] if best else None
   roof = [roofline(r, ceilings) for r in ok]
   result = {
       'ceilings': ceilings,
@@ -362,6 +417,9 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
       'prediction_model': best,
       'prediction_model_words': MODEL_WORDS.get(best),
       'loo': loo,
+      # The chosen model's error had the set-apart points been scored as ordinary ones.
+      'loo_all_points_median_abs_rel_error': (
+          every['median_abs_rel_error'] if every and any(loo[best]['set_apart']) else None),
       'roofline': roof,
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),

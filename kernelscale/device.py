@@ -355,7 +355,8 @@ def _unoptimized_convs(ok: list[dict]) -> str | None:
           f'{"these" if len(items) > 1 else "this one"} as its own unoptimized loop: '
           f'{"; ".join(items)}. XLA rewrites a gradient convolution into this form when, for '
           'example, the kernel is larger than the layer\'s output (VALID padding); '
-          '`conv_algo=auto` computes such layers another way.')
+          '`conv_algo=auto` computes such layers another way. Their points are set apart from '
+          'the prediction fits (see Scaling fits).')
 
 
 def _malloc_note(ok: list[dict]) -> str:

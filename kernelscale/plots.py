@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogFormatter, NullFormatter, NullLocator  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from kernelscale import convs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from kernelscale import analysis, convs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 MARKERS = 'osD^vP*X'
 DPI = 110
@@ -212,9 +212,12 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
   def _algos(r):  # conv_algo=auto: which algorithm each conv layer ran
     algos = (r.get('conv_algos') or {}).values()
     return ' ' + '+'.join(algos) if convs.substituted(algos) else ''
+  def _loop(r):  # a convolution XLA ran as its own loop: the trace spreads its time (concurrency)
+    slow = analysis.unoptimized_convs(r)
+    return f'\n{", ".join(slow)}: XLA\'s slow loop*' if slow else ''
   labels = [f'{r["padding"]} k={r["kernel_size"]}{_algos(r)}' + (
       f'\n(trace covers {r["trace_coverage"]:.0%})' if r.get('trace_coverage') is not None
-      else '') for r in pts]
+      else '') + _loop(r) for r in pts]
   left = np.zeros(len(pts))
   cmap = plt.get_cmap('tab10')
   for j, name in enumerate(names):
@@ -225,6 +228,11 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
           label='median step (unprofiled)')
   ax.invert_yaxis()
   ax.set_xlabel('time per step (ms; profiled phases, threads may overlap)')
+  if any(analysis.unoptimized_convs(r) for r in pts):
+    ax.text(0, -0.09 - 0.4 / len(pts), '* XLA:CPU ran this convolution as its own unoptimized '
+            'loop; ops running beside it in the trace\nabsorb part of its time, so its bars '
+            'spread the extra time over several phases (see report.md).',
+            transform=ax.transAxes, fontsize=8, va='top')
   ax.set_ylabel('point (padding, kernel size)')
   ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc='upper left')
   ax.set_title('Where does the step time go as k grows?')

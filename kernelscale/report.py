@@ -153,6 +153,8 @@ def roofline_table(recs: list[dict], result: dict) -> str:
   best = result.get('prediction_model')
   loo = {(p['padding'], p['k']): p for p in (result['loo'].get(best, {}).get('points', [])
                                              if best else [])}
+  apart = {(p['padding'], p['k']): p for p in (result['loo'].get(best, {}).get('set_apart', [])
+                                               if best else [])}
   roof = {(p['padding'], p['kernel_size']): p for p in result['roofline']}
   cols = ('k', 'padding', 'FLOP/byte', 'achieved GFLOP/s', 'attainable GFLOP/s',
           'fraction', 'bound', 'optimizer ms', 'LOO predicted ms (error)')
@@ -162,14 +164,43 @@ def roofline_table(recs: list[dict], result: dict) -> str:
       continue
     p = roof.get((r['padding'], r['kernel_size']), {})
     lp = loo.get((r['padding'], r['kernel_size']))
+    sa = apart.get((r['padding'], r['kernel_size']))
+    cell = f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—'
+    if sa:
+      cell = (f'set apart: {sa["predicted_s"] * 1e3:.1f} ({sa["rel_error"]:+.0%})'
+              if sa['predicted_s'] else 'set apart')
     opt, _ = claims.optimizer_s(r)
     out.append('| ' + ' | '.join([
         str(r['kernel_size']), r['padding'], _f(p.get('intensity_flops_per_byte'), '.2f'),
         _f(p.get('achieved_flops_per_s'), '.1f', 1e-9),
         _f(p.get('attainable_flops_per_s'), '.1f', 1e-9), _f(p.get('achieved_fraction'), '.1%'),
-        p.get('bound') or '—', _f(opt, '.2f', 1e3),
-        (f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—')]) + ' |')
+        p.get('bound') or '—', _f(opt, '.2f', 1e3), cell]) + ' |')
   return '\n'.join(out)
+
+
+def set_apart_lines(result: dict) -> list[str]:
+  """The points left out of the prediction fits (XLA's unoptimized conv loop), and how far off they lie."""
+  from kernelscale import analysis  # pylint: disable=g-import-not-at-top
+  best = result.get('prediction_model')
+  off = result['loo'].get(best, {}).get('set_apart') if best else None
+  if not off:
+    return []
+  items = []
+  for p in off:
+    what = f'{p["padding"]} k={p["k"]} ({", ".join(p["unoptimized_convs"])})'
+    if p['predicted_s']:
+      what += (f': {p["predicted_s"] * 1e3:.1f} ms predicted, {p["actual_s"] * 1e3:.1f} ms '
+               f'measured (×{p["actual_s"] / p["predicted_s"]:.2f})')
+    else:
+      what += f': {p["actual_s"] * 1e3:.1f} ms measured, no prediction (too few other points)'
+    items.append(what)
+  every = result.get('loo_all_points_median_abs_rel_error')
+  return ['', f'Set apart from every fit and error above: {len(off)} point(s) where XLA:CPU ran a '
+          'convolution as its own unoptimized loop instead of a conv library (see Measurements), '
+          'so their step time is not on the law of the others. Predicted from the others '
+          f'({analysis.MODEL_WORDS[best]}): ' + '; '.join(items) + '.' +
+          (f' Scored as ordinary points they would make the median error {every:.1%}.'
+           if every is not None else '')]
 
 
 def fits_section(result: dict) -> list[str]:
@@ -201,6 +232,7 @@ def fits_section(result: dict) -> list[str]:
         f'{v["median_abs_rel_error"]:.1%}, worst {v["max_abs_rel_error"]:.0%} over '
         f'{len(v["points"])} points{mark}' if v['median_abs_rel_error'] is not None
         else 'not enough points'))
+  lines += set_apart_lines(result)
   c = result.get('ceilings')
   lines += ['', '## Device ceilings', '']
   if c:

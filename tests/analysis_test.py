@@ -123,3 +123,49 @@ def test_groups_split_on_a_field_that_differs():
   recs = [_rec(k, step=0.001 * k) for k in (3, 5)] + [
       _rec(k, step=0.002 * k, batch_size=16) for k in (3, 5)]
   assert set(analysis.group_points(recs)) == {'SAME b8', 'SAME b16'}
+
+
+_LOOP = 'XLA CPU unoptimized loop (kernel reversed in the window)'
+
+
+def test_unoptimized_loop_points_are_set_apart_from_the_fits():
+  # A clean power law, except VALID k=7 whose input gradient ran as XLA's own
+  # loop and took 5x its law's time: it must neither train nor score the
+  # predictions, and is shown against the others' law instead.
+  recs = [_rec(k, p, step=0.001 * k ** 1.3) for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
+  slow = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 7)
+  slow['step_s_median'] *= 5
+  slow['conv_impl'] = {'conv2/forward': 'Eigen', 'conv2/backward_input': _LOOP}
+  assert analysis.unoptimized_convs(slow) == ['conv2/backward_input']
+  loo = analysis.leave_one_out(recs)['power_k']
+  assert loo['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
+  assert ('VALID', 7) not in {(p['padding'], p['k']) for p in loo['points']}
+  [off] = loo['set_apart']
+  assert (off['padding'], off['k'], off['unoptimized_convs']) == (
+      'VALID', 7, ['conv2/backward_input'])
+  assert off['predicted_s'] == pytest.approx(0.001 * 7 ** 1.3)
+  assert off['actual_s'] / off['predicted_s'] == pytest.approx(5)
+  # Scored as an ordinary point, the same records give a worse error.
+  every = analysis.leave_one_out(recs, set_apart=False)['power_k']
+  assert every['median_abs_rel_error'] > 0.01 and not every['set_apart']
+  res = analysis.analyze(recs)
+  assert res['loo_all_points_median_abs_rel_error'] == pytest.approx(
+      analysis.leave_one_out(recs, set_apart=False)[res['prediction_model']][
+          'median_abs_rel_error'])
+  # Predictions follow the others' law and say which k were left out.
+  pred = {p['padding']: p for p in analysis.predict(recs, 8, 'power_k')}
+  assert pred['VALID']['step_s'] == pytest.approx(0.001 * 8 ** 1.3)
+  assert pred['VALID']['set_apart_k'] == [7] and pred['VALID']['measured_k'] == [3, 5, 9]
+  assert 'set_apart_k' not in pred['SAME']
+  # Without conv_impl nothing is set apart: the slow point counts again.
+  del slow['conv_impl']
+  assert not analysis.leave_one_out(recs)['power_k']['set_apart']
+  assert analysis.analyze(recs)['loo_all_points_median_abs_rel_error'] is None
+
+
+def test_choose_model_prefers_the_model_that_predicts_more_points():
+  loo = {'power_k': {'median_abs_rel_error': 0.05, 'points': [{}] * 4},
+         'linear_flops_pooled': {'median_abs_rel_error': 0.15, 'points': [{}] * 6}}
+  assert analysis.choose_model(loo) == 'linear_flops_pooled'
+  loo['power_k']['points'] = [{}] * 6
+  assert analysis.choose_model(loo) == 'power_k'

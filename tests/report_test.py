@@ -66,3 +66,42 @@ def test_every_plot_has_title_axis_units_and_legend(tmp_path, monkeypatch):
     for ax in fig.axes:
       assert '(' in ax.get_xlabel() and ax.get_ylabel()  # units in parentheses
       assert ax.get_legend() is not None and ax.get_legend().get_texts()
+
+
+def test_report_sets_apart_points_run_as_the_unoptimized_loop(tmp_path):
+  wd, recs, ceil = _workdir(tmp_path, 'seed_cpu')
+  slow = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 7)
+  slow['conv_impl'] = {'conv2/backward_input': 'XLA CPU unoptimized loop (kernel reversed)'}
+  out = report.write_all(recs, wd, ceil)
+  res = out['analysis']
+  [off] = res['loo'][res['prediction_model']]['set_apart']
+  md = open(out['report_md'], encoding='utf-8').read()
+  line = next(l for l in md.splitlines() if l.startswith('Set apart from every fit'))
+  assert 'VALID k=7 (conv2/backward_input)' in line
+  assert f'{off["actual_s"] * 1e3:.1f} ms measured' in line
+  assert f'×{off["actual_s"] / off["predicted_s"]:.2f}' in line
+  assert f'{res["loo_all_points_median_abs_rel_error"]:.1%}' in line
+  row = next(l for l in md.splitlines() if l.startswith('| 7 | VALID | ') and 'bound' not in l
+             and 'set apart' in l)
+  assert f'set apart: {off["predicted_s"] * 1e3:.1f}' in row
+  # Without the record's conv_impl, nothing is set apart.
+  del slow['conv_impl']
+  md = open(report.write_all(recs, wd, ceil)['report_md'], encoding='utf-8').read()
+  assert 'Set apart' not in md and 'set apart' not in md
+
+
+def test_phase_plot_marks_a_point_with_the_unoptimized_loop(tmp_path, monkeypatch):
+  wd, recs, _ = _workdir(tmp_path, 'synthetic')
+  figs = []
+  monkeypatch.setattr(plots, '_save', lambda fig, path: figs.append(fig) or path)
+  pts = [r for r in recs if r.get('phase_s')]
+  pts[-1]['conv_impl'] = {'conv2/backward_input': 'XLA CPU unoptimized loop (kernel reversed)'}
+  plots.phases(recs, str(tmp_path / 'p.png'))
+  ax = figs[-1].axes[0]
+  marked = [t.get_text() for t in ax.get_yticklabels() if "XLA's slow loop*" in t.get_text()]
+  assert len(marked) == 1 and 'conv2/backward_input' in marked[0]
+  assert any('unoptimized loop' in t.get_text() for t in ax.texts)
+  del pts[-1]['conv_impl']
+  plots.phases(recs, str(tmp_path / 'p.png'))
+  assert not figs[-1].axes[0].texts
+  assert not any('slow loop' in t.get_text() for t in figs[-1].axes[0].get_yticklabels())
