@@ -197,15 +197,18 @@ def _analyse(recs, workdir, ceil):
     off = res['loo'][res['prediction_model']]['set_apart']
     if off:
       line += (f'; set apart (XLA\'s unoptimized conv loop, see report): '
-               + ', '.join(f'{p["padding"]} k={p["k"]}' for p in off))
+               + ', '.join(p['where'] for p in off))
       if res['loo_all_points_median_abs_rel_error'] is not None:
         line += f'; {res["loo_all_points_median_abs_rel_error"]:.1%} with them'
     print(line)
+  elif res.get('unoptimized_loop_points'):
+    print('leave-one-out: no law could be fitted once the points run as XLA\'s unoptimized conv '
+          'loop were set apart (see report)')
   if _PREDICT.value is not None:
     for p in res['predictions']:  # also in analysis.json
       head = f'predicted step at k={p["k"]} {p["group"]}:'
       if p.get('set_apart_k'):
-        head = head[:-1] + f' (k={p["set_apart_k"]} set apart):'
+        head = head[:-1] + f' (k={",".join(map(str, p["set_apart_k"]))} set apart):'
       if 'reason' in p:
         print(f'{head} none ({p["reason"]})')
       elif p['lo_s'] is None:

@@ -257,11 +257,11 @@ def _fit_predictor(model: str, train: Sequence[dict]):
 def unoptimized_convs(rec: dict) -> list[str]:
   """The convolutions (layer/phase labels) XLA:CPU ran as its own unoptimized loop in this point.
 
-  From the record's `conv_impl` (written when the point was profiled); empty
-  when every convolution went to a conv library, or when nothing says.
+  From the record's `conv_impl` (from its optimized HLO); empty when every
+  convolution went to a conv library, or when nothing says.
   """
   return sorted(label for label, impl in (rec.get('conv_impl') or {}).items()
-                if hlo.UNOPTIMIZED_CPU_CONV in impl)
+                if isinstance(impl, str) and hlo.UNOPTIMIZED_CPU_CONV in impl)
 
 
 def _training_sets(model: str, recs: Sequence[dict],
@@ -271,9 +271,20 @@ def _training_sets(model: str, recs: Sequence[dict],
                       pooled=(model == 'linear_flops_pooled'))
 
 
-def _point(r: dict, p: float) -> dict:
-  return {'padding': r['padding'], 'k': r['kernel_size'], 'actual_s': r['step_s_median'],
-          'predicted_s': p, 'rel_error': (p - r['step_s_median']) / r['step_s_median']}
+def _where_all(ok: Sequence[dict]) -> list[tuple[dict, str]]:
+  """(record, 'VALID k=7'-style name with its group's distinguishing fields) for every ok record."""
+  return [(r, f'{g} k={r["kernel_size"]}') for g, rs in group_points(ok).items() for r in rs]
+
+
+def point_key(r: dict) -> list:
+  """What tells one point of a run from another: padding, k and the fit-group fields."""
+  return [r.get('padding'), r.get('kernel_size')] + [str(r.get(f)) for f in GROUP_FIELDS]
+
+
+def _point(r: dict, p: float | None, where: str) -> dict:
+  return {'padding': r['padding'], 'k': r['kernel_size'], 'where': where, 'key': point_key(r),
+          'actual_s': r['step_s_median'], 'predicted_s': p,
+          'rel_error': (p - r['step_s_median']) / r['step_s_median'] if p is not None else None}
 
 
 def leave_one_out(recs: Sequence[dict], set_apart: bool = True) -> dict:
@@ -282,18 +293,20 @@ def leave_one_out(recs: Sequence[dict], set_apart: bool = True) -> dict:
   Each point is predicted from a fit to the other points of its own group
   (pooled model: of its model/batch/dtype across paddings). Points with a
   convolution run as XLA's unoptimized loop (`unoptimized_convs`) are set
-  apart: left out of every fit and of the error, and each predicted from a
-  fit to all the other points of its group instead, so the report can show
-  how far off the law it lies. `set_apart=False` scores them as ordinary
-  points (the report quotes that error too).
+  apart: left out of every prediction fit and of the error, and each
+  predicted from a fit to all the other points of its group instead, so the
+  report can show how far off the law it lies. `set_apart=False` scores them
+  as ordinary points (the report quotes that error too).
 
   Returns:
     {model: {'median_abs_rel_error', 'max_abs_rel_error', 'points': [{padding,
-    k, actual_s, predicted_s, rel_error}], 'set_apart': [the same, plus
-    'unoptimized_convs']}}; a model with no predictable point has a median of
-    None.
+    k, where, key, actual_s, predicted_s, rel_error}], 'set_apart': [the same
+    (predicted_s None where no fit), plus 'unoptimized_convs']}}; `where` names
+    the point for people ('VALID k=7', with its group's distinguishing fields),
+    `key` is point_key. A model with no predictable point has a median of None.
   """
   ok = ok_records(recs)
+  where = {id(r): w for r, w in _where_all(ok)}
   apart = [r for r in ok if set_apart and unoptimized_convs(r)]
   out = {}
   for model in PREDICTION_MODELS:
@@ -302,15 +315,13 @@ def leave_one_out(recs: Sequence[dict], set_apart: bool = True) -> dict:
       for i, r in enumerate(rs):
         pred = _fit_predictor(model, rs[:i] + rs[i + 1:])
         if pred is not None:
-          pts.append(_point(r, pred(r)[0]))
+          pts.append(_point(r, pred(r)[0], where[id(r)]))
     off = []
     for r in apart:
       train = _group_of(r, sets, pooled=(model == 'linear_flops_pooled'))
       pred = _fit_predictor(model, train) if train else None
-      off.append(dict(_point(r, pred(r)[0]), unoptimized_convs=unoptimized_convs(r)) if pred
-                 else {'padding': r['padding'], 'k': r['kernel_size'],
-                       'actual_s': r['step_s_median'], 'predicted_s': None, 'rel_error': None,
-                       'unoptimized_convs': unoptimized_convs(r)})
+      off.append(dict(_point(r, pred(r)[0] if pred else None, where[id(r)]),
+                      unoptimized_convs=unoptimized_convs(r)))
     errs = [abs(p['rel_error']) for p in pts]
     out[model] = {'median_abs_rel_error': float(np.median(errs)) if errs else None,
                   'max_abs_rel_error': float(max(errs)) if errs else None, 'points': pts,
@@ -336,13 +347,16 @@ def choose_model(loo: dict) -> str | None:
   return min(scored)[2] if scored else None
 
 
-def predict(recs: Sequence[dict], k: int, model: str | None = None) -> list[dict]:
+def predict(recs: Sequence[dict], k: int, model: str | None = None,
+            set_apart: bool = True) -> list[dict]:
   """Predicted step time at kernel size k, per padding group, with an interval.
 
   Args:
     recs: the records.
     k: the kernel size to predict.
     model: one of PREDICTION_MODELS; default: the best by leave-one-out.
+    set_apart: leave unoptimized-loop points out of the fit (analyze's
+      `set_apart_skipped` says when it fell back to keeping them).
 
   Returns:
     One dict per padding group: {group, padding, k, model, step_s, lo_s, hi_s,
@@ -350,12 +364,12 @@ def predict(recs: Sequence[dict], k: int, model: str | None = None) -> list[dict
     reason}; either with `set_apart_k` when some of the group's points ran a
     convolution as XLA's unoptimized loop (left out of the fit).
   """
-  model = model or choose_model(leave_one_out(recs)) or 'power_k'
+  model = model or choose_model(leave_one_out(recs, set_apart)) or 'power_k'
   out = []
-  pooled = _training_sets(model, recs)
+  pooled = _training_sets(model, recs, set_apart)
   for label, rs in group_points(recs).items():
     row = {'group': label, 'padding': rs[0]['padding'], 'k': k, 'model': model}
-    apart = [r['kernel_size'] for r in rs if unoptimized_convs(r)]
+    apart = [r['kernel_size'] for r in rs if set_apart and unoptimized_convs(r)]
     if apart:
       row['set_apart_k'] = apart
     train = _group_of(rs[0], pooled, pooled=(model == 'linear_flops_pooled'))
@@ -395,8 +409,10 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
 
   Returns:
     {ceilings, fits, loo_median_abs_rel_error, prediction_model, loo,
-    loo_all_points_median_abs_rel_error (None unless points were set apart),
-    roofline, claims, answer, n_ok, n_records}.
+    loo_all_points_median_abs_rel_error and _max_ (the chosen model's error
+    with the set-apart points scored; None unless some were set apart),
+    unoptimized_loop_points, set_apart_skipped (why none was set apart although
+    some ran the loop, else None), roofline, claims, answer, n_ok, n_records}.
   """
   ok = ok_records(recs)
   groups = group_points(ok)
@@ -408,7 +424,15 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
                               'linear_step_s_vs_xla_flops': linear_fit(*zip(*xs)) if xs else None}
   loo = leave_one_out(ok)
   best = choose_model(loo)
-  every = leave_one_out(ok, set_apart=False)[best] if best else None
+  everyone = leave_one_out(ok, set_apart=False)
+  skipped = None
+  if best is None and choose_model(everyone) is not None:
+    # Setting the unoptimized-loop points apart left no law to fit: a law
+    # through every point is still a prediction, so fall back to it.
+    skipped = ('setting them apart left too few points to fit any law, so every point is in '
+               'the fits')
+    loo, best = everyone, choose_model(everyone)
+  every = everyone[best] if best and any(loo[best]['set_apart']) else None
   roof = [roofline(r, ceilings) for r in ok]
   result = {
       'ceilings': ceilings,
@@ -418,8 +442,11 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
       'prediction_model_words': MODEL_WORDS.get(best),
       'loo': loo,
       # The chosen model's error had the set-apart points been scored as ordinary ones.
-      'loo_all_points_median_abs_rel_error': (
-          every['median_abs_rel_error'] if every and any(loo[best]['set_apart']) else None),
+      'loo_all_points_median_abs_rel_error': every['median_abs_rel_error'] if every else None,
+      'loo_all_points_max_abs_rel_error': every['max_abs_rel_error'] if every else None,
+      'unoptimized_loop_points': [{'where': w, 'unoptimized_convs': unoptimized_convs(r)}
+                                  for r, w in _where_all(ok) if unoptimized_convs(r)],
+      'set_apart_skipped': skipped,
       'roofline': roof,
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),

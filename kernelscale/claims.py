@@ -339,6 +339,19 @@ def _faults_clause(rs) -> str:
           'with k), which config.malloc=retain removes')
 
 
+def _load_clause(rs) -> str:
+  """'' unless other processes took a share of the CPU while some of these points were timed."""
+  hit = [r['other_cpu_share'] for r in rs
+         if (r.get('other_cpu_share') or 0) >= device.CONTENDED_SHARE]
+  if not hit:
+    return ''
+  share = (f'{min(hit):.0%}' if f'{min(hit):.0%}' == f'{max(hit):.0%}'
+           else f'{min(hit):.0%}–{max(hit):.0%}')
+  return (f'; but other processes took {share} of the CPU while {len(hit)} '
+          f'of these {len(rs)} points were timed, so their step times are inflated (rerun on a '
+          'quiet machine)')
+
+
 def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   """At most three sentences answering the question with this run's numbers."""
   g = primary_group(groups)
@@ -352,7 +365,7 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
         f'k^{_fmt_exp(fits, g, "step_s_median")}) while XLA counts ×'
         f'{(hi.get("xla_flops") or 0) / (lo.get("xla_flops") or 1):.2f} more FLOPs (∝ '
         f'k^{_fmt_exp(fits, g, "xla_flops")})' + _gap_clause(groups, fits, g)
-        + _faults_clause(groups[g]) + '.')
+        + _faults_clause(groups[g]) + _load_clause(groups[g]) + '.')
   fr = [p['achieved_fraction'] for p in roof if p.get('achieved_fraction') is not None]
   bounds = [p['bound'] for p in roof if p.get('bound')]
   if fr:

@@ -355,8 +355,8 @@ def _unoptimized_convs(ok: list[dict]) -> str | None:
           f'{"these" if len(items) > 1 else "this one"} as its own unoptimized loop: '
           f'{"; ".join(items)}. XLA rewrites a gradient convolution into this form when, for '
           'example, the kernel is larger than the layer\'s output (VALID padding); '
-          '`conv_algo=auto` computes such layers another way. Their points are set apart from '
-          'the prediction fits (see Scaling fits).')
+          '`conv_algo=auto` computes such layers another way. Scaling fits says how the '
+          'predictions treat these points.')
 
 
 def _malloc_note(ok: list[dict]) -> str:
@@ -398,6 +398,31 @@ def _malloc_note(ok: list[dict]) -> str:
   return line
 
 
+# From this share of the machine's CPU time taken by others while a point's
+# steps were timed (record field other_cpu_share, measure.other_cpu_load), its
+# step time is reported as inflated by other load.
+CONTENDED_SHARE = 0.10
+
+
+def _load_note(ok: list[dict]) -> str | None:
+  """What other processes took of the CPU while the steps were timed; None when not measured."""
+  got = [(r, r['other_cpu_share']) for r in ok if r.get('other_cpu_share') is not None]
+  if not got:
+    return None
+  hot = [(r, s) for r, s in got if s >= CONTENDED_SHARE]
+  if not hot:
+    return (f'Other load: while the steps were timed, other processes took at most '
+            f'{max(s for _, s in got):.0%} of this machine\'s CPU time (measured at '
+            f'{len(got)} of {len(ok)} points, /proc/stat), so the step times are this program\'s '
+            'own.')
+  pts = ', '.join(f'{r.get("padding")} k={r.get("kernel_size")} ({s:.0%})' for r, s in hot)
+  return (f'**Other load inflated some step times.** While their steps were timed, other '
+          f'processes (or the hypervisor, as steal time) took {CONTENDED_SHARE:.0%} or more of '
+          f'this machine\'s CPU time at {len(hot)} of {len(got)} points: {pts}. Those step times, '
+          'and the fits and verdicts that use them, overstate what this program needs: rerun on '
+          'a quiet machine (`top` shows what else runs).')
+
+
 def platform_notes(recs: list[dict]) -> list[str]:
   """Sentences the report must say about the backend these records ran on.
 
@@ -426,6 +451,9 @@ def platform_notes(recs: list[dict]) -> list[str]:
     if slow:
       notes.append(slow)
     notes.append(_malloc_note(ok))
+    load = _load_note(ok)
+    if load:
+      notes.append(load)
   elif plat == 'gpu':
     level = r.get('xla_gpu_autotune_level')
     notes.append(

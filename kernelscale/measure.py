@@ -9,6 +9,8 @@ update alone, so its share of the step can be read even without traces.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import time
 from typing import Any, Callable
 
@@ -63,6 +65,47 @@ def minor_faults() -> int | None:
   except ImportError:  # not Unix
     return None
   return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def host_cpu_busy(stat_path: str = '/proc/stat') -> tuple[float, int] | None:
+  """(busy CPU seconds of all CPUs since boot, number of CPUs), from Linux's /proc/stat.
+
+  Busy = user + nice + system + irq + softirq + steal; steal is time the
+  hypervisor gave this virtual machine's CPUs to someone else. None where the
+  file is missing or unreadable (not Linux).
+  """
+  try:
+    with open(stat_path, encoding='ascii') as f:
+      lines = f.read().splitlines()
+    fields = [int(v) for v in lines[0].split()[1:9]]
+  except (OSError, IndexError, ValueError):
+    return None
+  fields += [0] * (8 - len(fields))
+  user, nice, system, _, _, irq, softirq, steal = fields
+  ncpu = sum(1 for line in lines if re.match(r'cpu\d+\s', line))
+  if not lines[0].startswith('cpu ') or not ncpu:
+    return None
+  return (user + nice + system + irq + softirq + steal) / os.sysconf('SC_CLK_TCK'), ncpu
+
+
+@contextlib.contextmanager
+def other_cpu_load(stat_path: str = '/proc/stat'):
+  """Measures how much of the machine's CPU time others used while the block ran.
+
+  Yields a dict whose `other_cpu_share` is set on exit: (all CPUs' busy time
+  minus this process's CPU time) / (wall time x number of CPUs), i.e. the
+  share of the machine that other processes (or the hypervisor, as steal)
+  took while this process was being timed; None where /proc/stat is not
+  readable. The counters tick in 1/100 s, so a share of a few percent is
+  noise; the report flags a point from device.CONTENDED_SHARE.
+  """
+  out: dict = {'other_cpu_share': None}
+  b0, p0, t0 = host_cpu_busy(stat_path), time.process_time(), time.perf_counter()
+  yield out
+  b1, p1, wall = host_cpu_busy(stat_path), time.process_time(), time.perf_counter() - t0
+  if b0 is not None and b1 is not None and wall > 0:
+    other = (b1[0] - b0[0]) - (p1 - p0)
+    out['other_cpu_share'] = min(1.0, max(0.0, other / (wall * b1[1])))
 
 
 def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,

@@ -149,12 +149,11 @@ def _exp_cell(fit: dict | None) -> str:
 
 def roofline_table(recs: list[dict], result: dict) -> str:
   """Per point: intensity, achieved vs attainable FLOP/s, bound, optimizer time, LOO error."""
-  from kernelscale import claims  # pylint: disable=g-import-not-at-top
+  from kernelscale import analysis, claims  # pylint: disable=g-import-not-at-top
   best = result.get('prediction_model')
-  loo = {(p['padding'], p['k']): p for p in (result['loo'].get(best, {}).get('points', [])
-                                             if best else [])}
-  apart = {(p['padding'], p['k']): p for p in (result['loo'].get(best, {}).get('set_apart', [])
-                                               if best else [])}
+  key = lambda p: tuple(map(str, p['key'])) if 'key' in p else (p['padding'], str(p['k']))
+  loo = {key(p): p for p in (result['loo'].get(best, {}).get('points', []) if best else [])}
+  apart = {key(p): p for p in (result['loo'].get(best, {}).get('set_apart', []) if best else [])}
   roof = {(p['padding'], p['kernel_size']): p for p in result['roofline']}
   cols = ('k', 'padding', 'FLOP/byte', 'achieved GFLOP/s', 'attainable GFLOP/s',
           'fraction', 'bound', 'optimizer ms', 'LOO predicted ms (error)')
@@ -163,12 +162,13 @@ def roofline_table(recs: list[dict], result: dict) -> str:
     if r.get('status') != 'ok':
       continue
     p = roof.get((r['padding'], r['kernel_size']), {})
-    lp = loo.get((r['padding'], r['kernel_size']))
-    sa = apart.get((r['padding'], r['kernel_size']))
+    rk = tuple(map(str, analysis.point_key(r)))
+    lp = loo.get(rk) or loo.get((r['padding'], str(r['kernel_size'])))  # older analysis.json
+    sa = apart.get(rk)
     cell = f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—'
     if sa:
       cell = (f'set apart: {sa["predicted_s"] * 1e3:.1f} ({sa["rel_error"]:+.0%})'
-              if sa['predicted_s'] else 'set apart')
+              if sa['predicted_s'] is not None else 'set apart')
     opt, _ = claims.optimizer_s(r)
     out.append('| ' + ' | '.join([
         str(r['kernel_size']), r['padding'], _f(p.get('intensity_flops_per_byte'), '.2f'),
@@ -178,29 +178,46 @@ def roofline_table(recs: list[dict], result: dict) -> str:
   return '\n'.join(out)
 
 
+def _scored(v: dict, result: dict) -> str:
+  """' (SAME only)' when a model's leave-one-out scored only some of the run's paddings."""
+  every = {p['padding'] for p in result['roofline']} if result.get('roofline') else set()
+  got = {p['padding'] for p in v['points']}
+  return f' ({", ".join(sorted(got))} only)' if got and every and got != every else ''
+
+
 def set_apart_lines(result: dict) -> list[str]:
   """The points left out of the prediction fits (XLA's unoptimized conv loop), and how far off they lie."""
   from kernelscale import analysis  # pylint: disable=g-import-not-at-top
+  loop = result.get('unoptimized_loop_points') or []
+  if not loop:
+    return []
+  names = '; '.join(f'{p["where"]} ({", ".join(p["unoptimized_convs"])})' for p in loop)
+  head = (f'{len(loop)} point(s) ran a convolution as XLA:CPU\'s own unoptimized loop instead of '
+          f'a conv library (see Measurements): {names}.')
+  if result.get('set_apart_skipped'):
+    return ['', f'{head} They were not set apart from the predictions: '
+            f'{result["set_apart_skipped"]}.']
   best = result.get('prediction_model')
   off = result['loo'].get(best, {}).get('set_apart') if best else None
   if not off:
-    return []
+    return ['', f'{head} They are set apart from the leave-one-out predictions; no law could be '
+            'fitted to the other points.']
   items = []
   for p in off:
-    what = f'{p["padding"]} k={p["k"]} ({", ".join(p["unoptimized_convs"])})'
-    if p['predicted_s']:
-      what += (f': {p["predicted_s"] * 1e3:.1f} ms predicted, {p["actual_s"] * 1e3:.1f} ms '
-               f'measured (×{p["actual_s"] / p["predicted_s"]:.2f})')
+    if p['predicted_s'] is not None:
+      items.append(f'{p["where"]} {p["predicted_s"] * 1e3:.1f} ms predicted, '
+                   f'{p["actual_s"] * 1e3:.1f} ms measured (×{p["actual_s"] / p["predicted_s"]:.2f})')
     else:
-      what += f': {p["actual_s"] * 1e3:.1f} ms measured, no prediction (too few other points)'
-    items.append(what)
-  every = result.get('loo_all_points_median_abs_rel_error')
-  return ['', f'Set apart from every fit and error above: {len(off)} point(s) where XLA:CPU ran a '
-          'convolution as its own unoptimized loop instead of a conv library (see Measurements), '
-          'so their step time is not on the law of the others. Predicted from the others '
-          f'({analysis.MODEL_WORDS[best]}): ' + '; '.join(items) + '.' +
-          (f' Scored as ordinary points they would make the median error {every:.1%}.'
-           if every is not None else '')]
+      items.append(f'{p["where"]} {p["actual_s"] * 1e3:.1f} ms measured, no prediction (no other '
+                   'point of its group to fit)')
+  med, worst = (result.get('loo_all_points_median_abs_rel_error'),
+                result.get('loo_all_points_max_abs_rel_error'))
+  return ['', f'{head} Their step time is not on the law of the others, so they are set apart '
+          'from the leave-one-out predictions above (they stay in the power-law and line fits, '
+          f'and in the verdicts). Predicted from the others ({analysis.MODEL_WORDS[best]}): '
+          + '; '.join(items) + '.' +
+          (f' Scored as ordinary points they would make that model\'s median error {med:.1%} '
+           f'(worst {worst:.0%}).' if med is not None else '')]
 
 
 def fits_section(result: dict) -> list[str]:
@@ -230,8 +247,8 @@ def fits_section(result: dict) -> list[str]:
     mark = ' ← used for predictions' if m == result.get('prediction_model') else ''
     lines.append(f'- {analysis.MODEL_WORDS[m]}: ' + (
         f'{v["median_abs_rel_error"]:.1%}, worst {v["max_abs_rel_error"]:.0%} over '
-        f'{len(v["points"])} points{mark}' if v['median_abs_rel_error'] is not None
-        else 'not enough points'))
+        f'{len(v["points"])} points{_scored(v, result)}{mark}'
+        if v['median_abs_rel_error'] is not None else 'not enough points'))
   lines += set_apart_lines(result)
   c = result.get('ceilings')
   lines += ['', '## Device ceilings', '']
@@ -329,7 +346,8 @@ def write_all(recs: list[dict], workdir: str, ceilings: dict | None,
   from kernelscale import analysis, plots  # pylint: disable=g-import-not-at-top
   result = analysis.analyze(recs, ceilings)
   if predict_k is not None:
-    result['predictions'] = analysis.predict(recs, predict_k, result['prediction_model'])
+    result['predictions'] = analysis.predict(recs, predict_k, result['prediction_model'],
+                                             set_apart=not result.get('set_apart_skipped'))
   ok = analysis.ok_records(recs)
   figures = plots.draw_all(analysis.group_points(ok), result['fits'], result['roofline'],
                            ceilings, ok, workdir) if ok else {}

@@ -19,8 +19,8 @@ from typing import Callable
 import jax
 import jaxlib
 
-from kernelscale import (accuracy, convs, data, device, flops, measure, models, profiling, records,
-                         train)
+from kernelscale import (accuracy, convs, data, device, flops, hlo, measure, models, profiling,
+                         records, train)
 
 
 # Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
@@ -233,8 +233,10 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec.update(mem)
   notes += n1 + n2
 
-  state, metrics, first, times, faults = measure.run_steps(
-      compiled, state, batch, config.warmup_steps, config.timed_steps)
+  with measure.other_cpu_load() as load:
+    state, metrics, first, times, faults = measure.run_steps(
+        compiled, state, batch, config.warmup_steps, config.timed_steps)
+  rec['other_cpu_share'] = load['other_cpu_share']
   rec['first_step_s'] = first
   rec['minor_faults_per_step'] = faults
   rec.update(measure.step_stats(times))
@@ -250,7 +252,12 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec['epoch_s'] = rec['steps_per_epoch'] * med
   rec['epoch_s_kind'] = 'projected'
   rec['analytic_phase_flops'] = per_layer
-  if config.get('profile', False) and workdir:
+  if not (config.get('profile', False) and workdir):
+    # Which implementation ran each convolution, from the optimized HLO (the
+    # profile computes it too): the analysis sets apart XLA's unoptimized loop.
+    module = hlo.parse(compiled.as_text())
+    rec['conv_impl'] = hlo.conv_impl(module, hlo.op_labels(module), jax.default_backend()) or None
+  else:
     state, prof, n3 = profiling.profile_point(
         compiled, state, batch, compiled.as_text(), jax.default_backend(),
         config.profile_steps, os.path.join(workdir, 'tensorboard', pt.name), workdir, med)
@@ -318,6 +325,9 @@ def progress_line(i: int, n: int, rec: dict) -> str:
     return f'{head} FAILED: {rec["error"]}'
   line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
           f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')
+  other = rec.get('other_cpu_share')
+  if other is not None and other >= device.CONTENDED_SHARE:
+    line += f', other processes took {other:.0%} of the CPU (step time inflated)'
   algos = rec.get('conv_algos') or {}
   if convs.substituted(algos.values()):
     line += ', ' + ' '.join(f'{layer} {a}' for layer, a in sorted(algos.items()))

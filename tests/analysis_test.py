@@ -132,7 +132,9 @@ def test_unoptimized_loop_points_are_set_apart_from_the_fits():
   # A clean power law, except VALID k=7 whose input gradient ran as XLA's own
   # loop and took 5x its law's time: it must neither train nor score the
   # predictions, and is shown against the others' law instead.
-  recs = [_rec(k, p, step=0.001 * k ** 1.3) for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
+  # Each padding has its own law, so a point predicted from the wrong group would show.
+  coef = {'SAME': 0.001, 'VALID': 0.003}
+  recs = [_rec(k, p, step=coef[p] * k ** 1.3) for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
   slow = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 7)
   slow['step_s_median'] *= 5
   slow['conv_impl'] = {'conv2/forward': 'Eigen', 'conv2/backward_input': _LOOP}
@@ -141,20 +143,23 @@ def test_unoptimized_loop_points_are_set_apart_from_the_fits():
   assert loo['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
   assert ('VALID', 7) not in {(p['padding'], p['k']) for p in loo['points']}
   [off] = loo['set_apart']
-  assert (off['padding'], off['k'], off['unoptimized_convs']) == (
-      'VALID', 7, ['conv2/backward_input'])
-  assert off['predicted_s'] == pytest.approx(0.001 * 7 ** 1.3)
+  assert (off['padding'], off['k'], off['where'], off['unoptimized_convs']) == (
+      'VALID', 7, 'VALID k=7', ['conv2/backward_input'])
+  assert off['predicted_s'] == pytest.approx(0.003 * 7 ** 1.3)
   assert off['actual_s'] / off['predicted_s'] == pytest.approx(5)
   # Scored as an ordinary point, the same records give a worse error.
   every = analysis.leave_one_out(recs, set_apart=False)['power_k']
   assert every['median_abs_rel_error'] > 0.01 and not every['set_apart']
   res = analysis.analyze(recs)
-  assert res['loo_all_points_median_abs_rel_error'] == pytest.approx(
-      analysis.leave_one_out(recs, set_apart=False)[res['prediction_model']][
-          'median_abs_rel_error'])
+  assert res['loo_median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
+  assert res['loo_all_points_median_abs_rel_error'] > 0.01
+  assert res['loo_all_points_max_abs_rel_error'] > 1  # the x5 point, predicted with itself out
+  assert res['unoptimized_loop_points'] == [
+      {'where': 'VALID k=7', 'unoptimized_convs': ['conv2/backward_input']}]
+  assert res['set_apart_skipped'] is None
   # Predictions follow the others' law and say which k were left out.
   pred = {p['padding']: p for p in analysis.predict(recs, 8, 'power_k')}
-  assert pred['VALID']['step_s'] == pytest.approx(0.001 * 8 ** 1.3)
+  assert pred['VALID']['step_s'] == pytest.approx(0.003 * 8 ** 1.3)
   assert pred['VALID']['set_apart_k'] == [7] and pred['VALID']['measured_k'] == [3, 5, 9]
   assert 'set_apart_k' not in pred['SAME']
   # Without conv_impl nothing is set apart: the slow point counts again.
@@ -169,3 +174,24 @@ def test_choose_model_prefers_the_model_that_predicts_more_points():
   assert analysis.choose_model(loo) == 'linear_flops_pooled'
   loo['power_k']['points'] = [{}] * 6
   assert analysis.choose_model(loo) == 'power_k'
+
+
+def test_set_apart_edge_cases():
+  # A conv_impl value that is not text (hand-edited record) is not the loop, and no crash.
+  assert analysis.unoptimized_convs({'conv_impl': {'conv2/forward': None}}) == []
+  # Every point ran the loop: nothing would be left to fit, so the analysis keeps them all
+  # in the fits and says why.
+  recs = [_rec(k, 'SAME', step=0.001 * k ** 1.3, conv_impl={'conv2/backward_input': _LOOP})
+          for k in (3, 5, 7)]
+  res = analysis.analyze(recs)
+  assert res['set_apart_skipped'] and res['prediction_model'] is not None
+  assert res['loo_median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
+  assert len(res['unoptimized_loop_points']) == 3
+  assert analysis.predict(recs, 9, res['prediction_model'], set_apart=False)[0]['step_s'] > 0
+  # A whole group run as the loop, beside a clean one: its points get no prediction.
+  mixed = [_rec(k, 'SAME', step=0.001 * k ** 1.3) for k in (3, 5, 7)] + [
+      _rec(k, 'VALID', step=0.01, conv_impl={'conv2/backward_input': _LOOP}) for k in (3, 5)]
+  loo = analysis.leave_one_out(mixed)['power_k']
+  assert [p['predicted_s'] for p in loo['set_apart']] == [None, None]
+  out = {p['padding']: p for p in analysis.predict(mixed, 9, 'power_k')}
+  assert 'cannot be fitted' in out['VALID']['reason'] and out['VALID']['set_apart_k'] == [3, 5]

@@ -155,3 +155,15 @@ def test_answer_names_page_faults_only_when_steps_refault_their_scratch():
   assert 'page-faulted' in text and '14,600' in text and 'config.malloc=retain' in text
   kept = [dict(r, malloc_mode='retain') for r in faulting]
   assert 'page-faulted' not in ' '.join(analysis.analyze(kept, ceil)['answer'])
+
+
+def test_answer_says_when_other_load_inflated_the_step_times():
+  recs, ceil = _load('seed_cpu')
+  res = analysis.analyze([dict(r, other_cpu_share=0.02) for r in recs], ceil)
+  assert 'other processes' not in ' '.join(res['answer']) and len(res['answer']) <= 3
+  g = claims.primary_group(analysis.group_points(recs))
+  busy = [dict(r, other_cpu_share=0.35 if r['padding'] == g and r['kernel_size'] == 7 else 0.0)
+          for r in recs]
+  res = analysis.analyze(busy, ceil)
+  assert len(res['answer']) <= 3
+  assert 'other processes took 35% of the CPU while 1 of these 4 points' in res['answer'][0]

@@ -232,3 +232,17 @@ def test_platform_notes_name_convolutions_run_as_the_unoptimized_loop():
   assert 'against 50.0 GFLOP/s' in slow[0]  # median of the other phases' 10, 100 and 50
   rec['conv_impl']['conv2/backward_input'] = eigen
   assert not any('unoptimized loop' in n for n in device.platform_notes([rec]))
+
+
+def test_platform_notes_say_when_other_load_inflated_step_times():
+  base = {'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen', 'padding': 'SAME',
+          'malloc_mode': 'retain'}
+  quiet = [dict(base, kernel_size=k, other_cpu_share=s) for k, s in ((3, 0.01), (5, 0.04))]
+  [line] = [n for n in device.platform_notes(quiet) if n.startswith('Other load')]
+  assert 'at most 4%' in line and 'inflated' not in line
+  busy = quiet + [dict(base, kernel_size=7, other_cpu_share=0.45)]
+  [line] = [n for n in device.platform_notes(busy) if 'Other load' in n]
+  assert 'inflated' in line and 'SAME k=7 (45%)' in line and '1 of 3 points' in line
+  assert 'k=5' not in line
+  # Not measured (not Linux, or records from before the field): no sentence at all.
+  assert not [n for n in device.platform_notes([dict(base, kernel_size=3)]) if 'Other load' in n]

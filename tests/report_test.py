@@ -76,18 +76,28 @@ def test_report_sets_apart_points_run_as_the_unoptimized_loop(tmp_path):
   res = out['analysis']
   [off] = res['loo'][res['prediction_model']]['set_apart']
   md = open(out['report_md'], encoding='utf-8').read()
-  line = next(l for l in md.splitlines() if l.startswith('Set apart from every fit'))
-  assert 'VALID k=7 (conv2/backward_input)' in line
+  line = next(l for l in md.splitlines() if 'unoptimized loop instead of a conv library' in l)
+  assert 'VALID k=7 (conv2/backward_input)' in line and 'set apart from the leave-one-out' in line
+  assert f'VALID k=7 {off["predicted_s"] * 1e3:.1f} ms predicted' in line
   assert f'{off["actual_s"] * 1e3:.1f} ms measured' in line
   assert f'×{off["actual_s"] / off["predicted_s"]:.2f}' in line
   assert f'{res["loo_all_points_median_abs_rel_error"]:.1%}' in line
+  assert f'worst {res["loo_all_points_max_abs_rel_error"]:.0%}' in line
   row = next(l for l in md.splitlines() if l.startswith('| 7 | VALID | ') and 'bound' not in l
              and 'set apart' in l)
   assert f'set apart: {off["predicted_s"] * 1e3:.1f}' in row
   # Without the record's conv_impl, nothing is set apart.
+  # The same point measured in a second group (conv_algo=auto) is not set apart with it.
+  for r in recs:
+    r['conv_algo'] = 'xla'
+  twin = [dict(r, conv_algo='auto', conv_impl=None) for r in recs]
+  md = open(report.write_all(recs + twin, wd, ceil)['report_md'], encoding='utf-8').read()
+  rows = [l for l in md.splitlines() if l.startswith('| 7 | VALID | ') and '%' in l]
+  assert len(rows) == 2 and sum('set apart' in l for l in rows) == 1
+  assert 'VALID conv_algo=xla k=7 (conv2/backward_input)' in md
   del slow['conv_impl']
   md = open(report.write_all(recs, wd, ceil)['report_md'], encoding='utf-8').read()
-  assert 'Set apart' not in md and 'set apart' not in md
+  assert 'unoptimized loop instead' not in md and 'set apart' not in md
 
 
 def test_phase_plot_marks_a_point_with_the_unoptimized_loop(tmp_path, monkeypatch):

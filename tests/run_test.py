@@ -35,8 +35,11 @@ def test_cli_end_to_end_quick(tmp_path):
                 'analytic_conv_flops', 'params', 'achieved_flops_per_s', 'epoch_s',
                 'kernel_size', 'padding', 'batch_size', 'dtype', 'model', 'platform',
                 'device_kind', 'device_count', 'jax_version', 'jaxlib_version', 'xla_flags',
-                'status', 'error', 'malloc', 'malloc_mode', 'minor_faults_per_step'):
+                'status', 'error', 'malloc', 'malloc_mode', 'minor_faults_per_step',
+                'other_cpu_share'):
       assert key in r, key
+    if os.path.exists('/proc/stat'):
+      assert 0 <= r['other_cpu_share'] <= 1
     assert r['malloc_mode'] == ('retain' if device._glibc() else 'system')  # pylint: disable=protected-access
     assert r['steps_timed'] == 3 and r['step_s_p10'] <= r['step_s_median'] <= r['step_s_p90']
     assert r['epoch_s'] == pytest.approx(r['steps_per_epoch'] * r['step_s_median'])
@@ -158,3 +161,19 @@ def test_paddings_as_comma_list_and_existing_workdir_refused(tmp_path):
 def test_duplicate_points_refused(tmp_path, args, field):
   p = _run(QUICK, *args, f'--workdir={tmp_path}/wd')
   assert p.returncode == 2 and p.stderr.startswith(f'error: {field}')
+
+
+def test_report_only_prints_the_points_set_apart(tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  wd = tmp_path / 'wd'
+  shutil.copytree(os.path.join(FIXTURES, 'seed_cpu'), wd)
+  recs = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  for r in recs:
+    if r['padding'] == 'VALID' and r['kernel_size'] == 7:
+      r['conv_impl'] = {'conv2/backward_input': 'XLA CPU unoptimized loop (kernel reversed)'}
+  (wd / 'results.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
+  p = _run('--report_only', f'--workdir={wd}', '--predict=9')
+  assert p.returncode == 0, p.stderr
+  [loo] = [l for l in p.stdout.splitlines() if l.startswith('leave-one-out')]
+  assert "set apart (XLA's unoptimized conv loop, see report): VALID k=7" in loo
+  assert 'predicted step at k=9 VALID (k=7 set apart):' in p.stdout
