@@ -107,17 +107,18 @@ def main(argv=None) -> None:
     peer_torch.time_torch_steps(step, 2, sync)  # warm-up, as the jax rows get
     return float(statistics.median(peer_torch.time_torch_steps(step, a.steps, sync)))
 
-  rows, phases = [], {}
+  rows, phases, load = [], {}, {}
   for k in ks_progress(a.kernel_sizes):
     module = models.build('seed', k, a.padding, 'float32')
-    flops, step = one(module)
-    rows.append((k, 'xla', flops, step, flops))
-    auto = models.build('seed', k, a.padding, 'float32', conv_algo='auto', platform=platform)
-    if auto.conv_algos:
-      algos = '+'.join(models.layer_algos(auto).values())
-      rows.append((k, f'auto ({algos})', *one(auto), flops))
-    if torch_step:
-      rows.append((k, 'torch', flops, torch_one(k), flops))
+    with measure.other_cpu_load() as load[k]:
+      flops, step = one(module)
+      rows.append((k, 'xla', flops, step, flops))
+      auto = models.build('seed', k, a.padding, 'float32', conv_algo='auto', platform=platform)
+      if auto.conv_algos:
+        algos = '+'.join(models.layer_algos(auto).values())
+        rows.append((k, f'auto ({algos})', *one(auto), flops))
+      if torch_step:
+        rows.append((k, 'torch', flops, torch_one(k), flops))
     if not a.no_phases:
       phases[k] = (flops, step, ceilings.conv_phases_alone(module.features, k, a.padding,
                                                            a.batch_size))
@@ -139,6 +140,7 @@ def main(argv=None) -> None:
     gflop = f'{flops / 1e9:.3f}' if flops else 'n/a'
     print(f'{k:>3} {algo:<16} {step * 1e3:>9.2f} {gflop:>10} {rate:>17} '
           f'{frac(flops, step):>11} {equiv:>25}')
+  print(other_load_line(load))
   if torch_step:
     print('torch: the same network and Adam step in PyTorch eager, timed after kernelscale\'s '
           'rows at each k (not alternated; benchmarks/peer_torch.py alternates), with the same '
@@ -155,6 +157,21 @@ def main(argv=None) -> None:
           f'({frac(p["xla_flops"], p["seconds"])})' for p in ph)
       print(f'{k:>3}  {parts}  | alone {alone * 1e3:.1f} ms of the {step * 1e3:.1f} ms step, '
             f'bound {frac(flops, alone)}')
+
+
+def other_load_line(load: dict) -> str:
+  """One line: the share of the CPU other processes took while each k's rows were timed."""
+  from kernelscale import device  # pylint: disable=g-import-not-at-top
+  got = {k: v['other_cpu_share'] for k, v in load.items() if v['other_cpu_share'] is not None}
+  if not got:
+    return 'other load: not measured (no /proc/stat)'
+  line = 'other load (share of the CPU other processes took while each k was timed): ' + ', '.join(
+      f'k={k} {v:.0%}' for k, v in got.items())
+  hot = [k for k, v in got.items() if v >= device.CONTENDED_SHARE]
+  if hot:
+    line += (f'. WARNING: at k={",".join(map(str, hot))} other processes took '
+             f'{device.CONTENDED_SHARE:.0%} or more: those rows are slowed; rerun on a quiet machine')
+  return line
 
 
 def ks_progress(ks):

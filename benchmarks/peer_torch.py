@@ -190,7 +190,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     'best_s', 'best_ratio', 'ratio_min', 'ratio_max', 'loss'} under `variants`.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from kernelscale import data, models  # pylint: disable=g-import-not-at-top
+  from kernelscale import data, measure, models  # pylint: disable=g-import-not-at-top
 
   want = {'cpu': 'cpu', 'cuda': 'gpu'}[device]
   have = jax.devices()[0].platform
@@ -224,12 +224,13 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
   names = list(runners)
   per_round = {name: [] for name in names}
   best = {name: float('inf') for name in names}
-  for r in range(rounds):
-    order = names[r % len(names):] + names[:r % len(names)]
-    for name in order:
-      times = runners[name](steps)
-      per_round[name].append(_median(times))
-      best[name] = min(best[name], min(times))
+  with measure.other_cpu_load() as load:
+    for r in range(rounds):
+      order = names[r % len(names):] + names[:r % len(names)]
+      for name in order:
+        times = runners[name](steps)
+        per_round[name].append(_median(times))
+        best[name] = min(best[name], min(times))
   ratios = [j / t for j, t in zip(per_round['jax'], per_round['torch'])]
   out_variants = {}
   for name in jax_sides:
@@ -254,6 +255,9 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
           'best_ratio': best['jax'] / best['torch'],
           'conv_impl': conv_impls(ks.compiled, jax.devices()[0].platform),
           'jax_loss': float(ks.metrics['loss']), 'torch_loss': float(metrics['loss']),
+          # Share of the machine's CPU other processes took during the rounds
+          # (None without /proc/stat): torch's threads suffer most from it.
+          'other_cpu_share': load['other_cpu_share'],
           'variants': out_variants}
 
 
@@ -319,7 +323,18 @@ def _line(r: dict) -> str:
           f'torch {r["torch_step_s"] * 1e3:8.1f} ms   ratio {r["ratio"]:.2f} '
           f'(rounds {r["ratio_min"]:.2f}-{r["ratio_max"]:.2f}; fastest steps '
           f'{r["jax_best_s"] * 1e3:.1f} / {r["torch_best_s"] * 1e3:.1f} ms = '
-          f'{r["best_ratio"]:.2f}){auto}')
+          f'{r["best_ratio"]:.2f}){auto}{_load(r)}')
+
+
+def _load(r: dict) -> str:
+  """'   other load 3%', with a warning from device.CONTENDED_SHARE; '' when not measured."""
+  from kernelscale import device  # pylint: disable=g-import-not-at-top
+  share = r.get('other_cpu_share')
+  if share is None:
+    return ''
+  warn = (' (CONTENDED: other processes slowed these rounds, torch\'s threads most; '
+          'rerun on a quiet machine)' if share >= device.CONTENDED_SHARE else '')
+  return f'   other load {share:.0%}{warn}'
 
 
 def _parse(argv):

@@ -93,6 +93,9 @@ def test_ceiling_benchmark_prints_rows_and_the_conv_bound():
   printed = float(re.search(r'bound (\d+\.\d\d)$', bound[0]).group(1))
   assert printed == pytest.approx(flops / (alone_ms / 1e3) / peak, abs=0.01 + 0.06 * printed)
   assert not any(l.startswith(' 3 torch') for l in lines)
+  if os.path.exists('/proc/stat'):
+    [load] = [l for l in lines if l.startswith('other load (share of the CPU')]
+    assert re.search(r'k=3 \d+%', load)
 
 
 @pytest.mark.parametrize('args, field', [
@@ -115,3 +118,13 @@ def test_ceiling_benchmark_torch_row():
   assert 'torch' in rows and 'xla' in rows
   assert rows['torch'][3] == rows['xla'][3]  # the same FLOP count on both rows
   assert '| alone' not in p.stdout
+
+
+def test_ceiling_benchmark_other_load_line_warns_from_the_threshold():
+  sys.path.insert(0, os.path.dirname(os.path.dirname(_CEILING)))
+  from benchmarks import ceiling  # pylint: disable=g-import-not-at-top
+  assert 'not measured' in ceiling.other_load_line({3: {'other_cpu_share': None}})
+  quiet = ceiling.other_load_line({3: {'other_cpu_share': 0.01}, 5: {'other_cpu_share': 0.04}})
+  assert 'k=3 1%, k=5 4%' in quiet and 'WARNING' not in quiet
+  busy = ceiling.other_load_line({3: {'other_cpu_share': 0.01}, 5: {'other_cpu_share': 0.4}})
+  assert 'WARNING: at k=5 other processes' in busy
