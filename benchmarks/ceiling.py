@@ -164,8 +164,9 @@ def other_load_line(load: dict) -> str:
   from kernelscale import device  # pylint: disable=g-import-not-at-top
   got = {k: v['other_cpu_share'] for k, v in load.items() if v['other_cpu_share'] is not None}
   if not got:
-    return 'other load: not measured (no /proc/stat)'
-  line = 'other load (share of the CPU other processes took while each k was timed): ' + ', '.join(
+    return 'other load: not measured (no /proc/stat, or windows too short for its counters)'
+  line = ('other load (share of the CPU other processes took while each k\'s rows were built and '
+          'timed): ') + ', '.join(
       f'k={k} {v:.0%}' for k, v in got.items())
   hot = [k for k, v in got.items() if v >= device.CONTENDED_SHARE]
   if hot:

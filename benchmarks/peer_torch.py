@@ -332,7 +332,7 @@ def _load(r: dict) -> str:
   share = r.get('other_cpu_share')
   if share is None:
     return ''
-  warn = (' (CONTENDED: other processes slowed these rounds, torch\'s threads most; '
+  warn = (' (CONTENDED: other processes may have slowed these rounds, torch\'s threads most; '
           'rerun on a quiet machine)' if share >= device.CONTENDED_SHARE else '')
   return f'   other load {share:.0%}{warn}'
 

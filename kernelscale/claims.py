@@ -347,9 +347,10 @@ def _load_clause(rs) -> str:
     return ''
   share = (f'{min(hit):.0%}' if f'{min(hit):.0%}' == f'{max(hit):.0%}'
            else f'{min(hit):.0%}–{max(hit):.0%}')
-  return (f'; but other processes took {share} of the CPU while {len(hit)} '
-          f'of these {len(rs)} points were timed, so their step times are inflated (rerun on a '
-          'quiet machine)')
+  which = 'this point was' if len(rs) == 1 else f'{len(hit)} of these {len(rs)} points were'
+  return (f'; but other processes took {share} of the CPU while {which} timed, so '
+          f'{"its" if len(rs) == 1 else "their"} step times may be inflated (rerun on a quiet '
+          'machine)')
 
 
 def answer(ok, groups, fits, roof, claim_list) -> list[str]:

@@ -409,18 +409,21 @@ def _load_note(ok: list[dict]) -> str | None:
   got = [(r, r['other_cpu_share']) for r in ok if r.get('other_cpu_share') is not None]
   if not got:
     return None
+  missing = len(ok) - len(got)
+  unmeasured = (f' Not measured at {missing} of the {len(ok)} points (window too short for '
+                '/proc/stat\'s counters, or no /proc/stat).' if missing else '')
   hot = [(r, s) for r, s in got if s >= CONTENDED_SHARE]
   if not hot:
-    return (f'Other load: while the steps were timed, other processes took at most '
-            f'{max(s for _, s in got):.0%} of this machine\'s CPU time (measured at '
-            f'{len(got)} of {len(ok)} points, /proc/stat), so the step times are this program\'s '
-            'own.')
+    return (f'Other load: while the steps of the {len(got)} measured points were timed, other '
+            f'processes took at most {max(s for _, s in got):.1%} of the CPUs this program ran on '
+            f'(/proc/stat; below the {CONTENDED_SHARE:.0%} this report flags), so those step times '
+            'are this program\'s own.' + unmeasured)
   pts = ', '.join(f'{r.get("padding")} k={r.get("kernel_size")} ({s:.0%})' for r, s in hot)
-  return (f'**Other load inflated some step times.** While their steps were timed, other '
+  return (f'**Other load may have inflated some step times.** While their steps were timed, other '
           f'processes (or the hypervisor, as steal time) took {CONTENDED_SHARE:.0%} or more of '
-          f'this machine\'s CPU time at {len(hot)} of {len(got)} points: {pts}. Those step times, '
-          'and the fits and verdicts that use them, overstate what this program needs: rerun on '
-          'a quiet machine (`top` shows what else runs).')
+          f'the CPUs this program ran on at {len(hot)} of {len(got)} measured points: {pts}. Those '
+          'step times, and the fits and verdicts that use them, can overstate what this program '
+          'needs: rerun on a quiet machine (`top` shows what else runs).' + unmeasured)
 
 
 def platform_notes(recs: list[dict]) -> list[str]:

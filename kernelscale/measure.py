@@ -67,45 +67,77 @@ def minor_faults() -> int | None:
   return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def host_cpu_busy(stat_path: str = '/proc/stat') -> tuple[float, int] | None:
-  """(busy CPU seconds of all CPUs since boot, number of CPUs), from Linux's /proc/stat.
+def _usable_cpus() -> set[int] | None:
+  """The CPUs this process may run on (Linux affinity), or None where that is unknown."""
+  try:
+    return set(os.sched_getaffinity(0))
+  except (AttributeError, OSError):
+    return None
 
-  Busy = user + nice + system + irq + softirq + steal; steal is time the
-  hypervisor gave this virtual machine's CPUs to someone else. None where the
-  file is missing or unreadable (not Linux).
+
+def host_cpu_busy(stat_path: str = '/proc/stat',
+                  cpus: set[int] | None = None) -> tuple[float, int] | None:
+  """(busy CPU seconds since boot, number of CPUs counted), from Linux's /proc/stat.
+
+  Busy = user + nice + system + irq + softirq + steal (guest time is already
+  inside user and nice); steal is time the hypervisor gave this virtual
+  machine's CPUs to someone else. `cpus`: count only these CPUs (the ones this
+  process may run on); None: all. None where the file is missing or
+  unreadable (not Linux).
   """
   try:
     with open(stat_path, encoding='ascii') as f:
       lines = f.read().splitlines()
-    fields = [int(v) for v in lines[0].split()[1:9]]
-  except (OSError, IndexError, ValueError):
+  except OSError:
     return None
-  fields += [0] * (8 - len(fields))
-  user, nice, system, _, _, irq, softirq, steal = fields
-  ncpu = sum(1 for line in lines if re.match(r'cpu\d+\s', line))
-  if not lines[0].startswith('cpu ') or not ncpu:
+  busy, n = 0, 0
+  for line in lines:
+    m = re.match(r'cpu(\d+)\s+(.*)', line)
+    if not m or (cpus is not None and int(m.group(1)) not in cpus):
+      continue
+    try:
+      fields = [int(v) for v in m.group(2).split()[:8]]
+    except ValueError:
+      return None
+    fields += [0] * (8 - len(fields))
+    user, nice, system, _, _, irq, softirq, steal = fields
+    busy += user + nice + system + irq + softirq + steal
+    n += 1
+  if not n:
     return None
-  return (user + nice + system + irq + softirq + steal) / os.sysconf('SC_CLK_TCK'), ncpu
+  return busy / os.sysconf('SC_CLK_TCK'), n
+
+
+# Fewer counter ticks than this in a window (wall x CPUs x ticks per second)
+# and /proc/stat's 1/100 s counters cannot tell a few percent of other load
+# from rounding: other_cpu_load gives None.
+MIN_LOAD_TICKS = 50
 
 
 @contextlib.contextmanager
-def other_cpu_load(stat_path: str = '/proc/stat'):
-  """Measures how much of the machine's CPU time others used while the block ran.
+def other_cpu_load(stat_path: str = '/proc/stat', min_ticks: int | None = None):
+  """Measures how much of this process's CPUs others used while the block ran.
 
-  Yields a dict whose `other_cpu_share` is set on exit: (all CPUs' busy time
-  minus this process's CPU time) / (wall time x number of CPUs), i.e. the
-  share of the machine that other processes (or the hypervisor, as steal)
-  took while this process was being timed; None where /proc/stat is not
-  readable. The counters tick in 1/100 s, so a share of a few percent is
-  noise; the report flags a point from device.CONTENDED_SHARE.
+  Yields a dict whose `other_cpu_share` is set on exit: (the busy time of the
+  CPUs this process may run on, minus this process's CPU time) / (wall time x
+  those CPUs), i.e. the share of them that other processes (or the
+  hypervisor, as steal) took while this process was being timed. None where
+  /proc/stat is not readable, or the window is too short for its 1/100 s
+  counters (fewer than `min_ticks`, default MIN_LOAD_TICKS, ticks in all); a few percent is still
+  within rounding: the report flags a point from device.CONTENDED_SHARE.
+  A CPU quota (cgroup cpu.max) is not seen here.
   """
   out: dict = {'other_cpu_share': None}
-  b0, p0, t0 = host_cpu_busy(stat_path), time.process_time(), time.perf_counter()
+  cpus = _usable_cpus()
+  b0, p0, t0 = host_cpu_busy(stat_path, cpus), time.process_time(), time.perf_counter()
   yield out
-  b1, p1, wall = host_cpu_busy(stat_path), time.process_time(), time.perf_counter() - t0
-  if b0 is not None and b1 is not None and wall > 0:
-    other = (b1[0] - b0[0]) - (p1 - p0)
-    out['other_cpu_share'] = min(1.0, max(0.0, other / (wall * b1[1])))
+  b1, p1, wall = host_cpu_busy(stat_path, cpus), time.process_time(), time.perf_counter() - t0
+  if b0 is None or b1 is None or wall <= 0:
+    return
+  if wall * b1[1] * os.sysconf('SC_CLK_TCK') < (MIN_LOAD_TICKS if min_ticks is None else min_ticks):
+    return
+  other = (b1[0] - b0[0]) - (p1 - p0)
+  out['other_cpu_share'] = min(1.0, max(0.0, other / (wall * b1[1])))
 
 
 def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from kernelscale import analysis, claims, records
+from kernelscale import analysis, claims, device, records
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 
@@ -166,4 +166,9 @@ def test_answer_says_when_other_load_inflated_the_step_times():
           for r in recs]
   res = analysis.analyze(busy, ceil)
   assert len(res['answer']) <= 3
-  assert 'other processes took 35% of the CPU while 1 of these 4 points' in res['answer'][0]
+  assert ('other processes took 35% of the CPU while 1 of these 4 points were timed, so their '
+          'step times may be inflated') in res['answer'][0]
+  # At the threshold the clause appears, just under it not.
+  for share, said in ((device.CONTENDED_SHARE, True), (device.CONTENDED_SHARE - 1e-4, False)):
+    edge = [dict(r, other_cpu_share=share) for r in recs]
+    assert ('other processes' in analysis.analyze(edge, ceil)['answer'][0]) == said

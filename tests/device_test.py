@@ -239,10 +239,19 @@ def test_platform_notes_say_when_other_load_inflated_step_times():
           'malloc_mode': 'retain'}
   quiet = [dict(base, kernel_size=k, other_cpu_share=s) for k, s in ((3, 0.01), (5, 0.04))]
   [line] = [n for n in device.platform_notes(quiet) if n.startswith('Other load')]
-  assert 'at most 4%' in line and 'inflated' not in line
+  assert 'at most 4.0%' in line and 'inflated' not in line and 'Not measured' not in line
+  # Just under the threshold is quiet, at it is flagged.
+  edge = [dict(base, kernel_size=3, other_cpu_share=device.CONTENDED_SHARE - 1e-4)]
+  assert not any('inflated' in n for n in device.platform_notes(edge))
+  edge[0]['other_cpu_share'] = device.CONTENDED_SHARE
+  assert any('inflated' in n for n in device.platform_notes(edge))
   busy = quiet + [dict(base, kernel_size=7, other_cpu_share=0.45)]
   [line] = [n for n in device.platform_notes(busy) if 'Other load' in n]
-  assert 'inflated' in line and 'SAME k=7 (45%)' in line and '1 of 3 points' in line
+  assert 'inflated' in line and 'SAME k=7 (45%)' in line and '1 of 3 measured points' in line
   assert 'k=5' not in line
+  # Points not measured are named as such, never vouched for.
+  part = quiet + [dict(base, kernel_size=7, other_cpu_share=None)]
+  [line] = [n for n in device.platform_notes(part) if n.startswith('Other load')]
+  assert 'the 2 measured points' in line and 'Not measured at 1 of the 3 points' in line
   # Not measured (not Linux, or records from before the field): no sentence at all.
   assert not [n for n in device.platform_notes([dict(base, kernel_size=3)]) if 'Other load' in n]

@@ -38,8 +38,6 @@ def test_cli_end_to_end_quick(tmp_path):
                 'status', 'error', 'malloc', 'malloc_mode', 'minor_faults_per_step',
                 'other_cpu_share'):
       assert key in r, key
-    if os.path.exists('/proc/stat'):
-      assert 0 <= r['other_cpu_share'] <= 1
     assert r['malloc_mode'] == ('retain' if device._glibc() else 'system')  # pylint: disable=protected-access
     assert r['steps_timed'] == 3 and r['step_s_p10'] <= r['step_s_median'] <= r['step_s_p90']
     assert r['epoch_s'] == pytest.approx(r['steps_per_epoch'] * r['step_s_median'])
