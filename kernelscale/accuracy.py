@@ -14,6 +14,7 @@ to results.md.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -151,15 +152,21 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
     notes += n1 + n2
 
     epoch_s, wait_s, compute_s, step_times = [], [], [], []
-    for epoch in range(epochs):
-      batches = pipeline.host_batches(dset.train_images, dset.train_labels, B, seed=config.seed,
-                                      epoch=epoch, mean=dset.mean, std=dset.std)
-      state, ep = train_epoch(step, state, lambda b=batches: pipeline.Prefetcher(b, prefetch))
-      epoch_s.append(ep['epoch_s'])
-      wait_s.append(ep['data_wait_s'])
-      compute_s.append(ep['compute_s'])
-      step_times += ep['step_s']
-      losses, accs = ep['loss'], ep['accuracy']
+    # As in the step-timing sweep: how much of the CPU other processes took
+    # while the epochs ran (the prefetch thread is this process's own).
+    with (measure.other_cpu_load() if jax.default_backend() == 'cpu'
+          else contextlib.nullcontext({'other_cpu_share': None})) as load:
+      for epoch in range(epochs):
+        batches = pipeline.host_batches(dset.train_images, dset.train_labels, B,
+                                        seed=config.seed, epoch=epoch, mean=dset.mean,
+                                        std=dset.std)
+        state, ep = train_epoch(step, state, lambda b=batches: pipeline.Prefetcher(b, prefetch))
+        epoch_s.append(ep['epoch_s'])
+        wait_s.append(ep['data_wait_s'])
+        compute_s.append(ep['compute_s'])
+        step_times += ep['step_s']
+        losses, accs = ep['loss'], ep['accuracy']
+    rec['other_cpu_share'] = load['other_cpu_share']
 
     t0 = time.perf_counter()
     test_acc, test_loss = _evaluate(state, dset, eb, evals, prefetch)

@@ -97,6 +97,26 @@ def test_cli_trains_learns_and_records_measured_times(tmp_path):
   assert 'Accuracy against time' in md and (wd / accuracy.PLOT_FILE).exists()
   assert f']({accuracy.PLOT_FILE})' in (wd / 'report.md').read_text()
   assert 'test accuracy' in p.stdout
+  assert 'other_cpu_share' in r
+
+
+def test_training_records_other_load_around_the_epochs(tmp_path, monkeypatch):
+  import time  # pylint: disable=g-import-not-at-top
+  from kernelscale import measure  # pylint: disable=g-import-not-at-top
+  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
+                   eval_batch_size=20)
+  pt = sweep.validate(config)[0]
+  dset = data.load(config)
+  # Fake counters: another process keeps every CPU busy the whole time, then nobody does.
+  monkeypatch.setattr(measure, 'MIN_LOAD_TICKS', 0)
+  monkeypatch.setattr(measure, 'host_cpu_busy',
+                      lambda *a, **k: (time.perf_counter() * 2 + time.process_time(), 2))
+  assert accuracy.train_point(pt, config, dset)['other_cpu_share'] == pytest.approx(1.0)
+  monkeypatch.setattr(measure, 'host_cpu_busy', lambda *a, **k: (time.process_time(), 2))
+  assert accuracy.train_point(pt, config, dset)['other_cpu_share'] == pytest.approx(0, abs=0.01)
 
 
 def test_sweep_mode_on_cifar10_shapes(tmp_path):
