@@ -14,7 +14,6 @@ to results.md.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -154,8 +153,7 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
     epoch_s, wait_s, compute_s, step_times = [], [], [], []
     # As in the step-timing sweep: how much of the CPU other processes took
     # while the epochs ran (the prefetch thread is this process's own).
-    with (measure.other_cpu_load() if jax.default_backend() == 'cpu'
-          else contextlib.nullcontext({'other_cpu_share': None})) as load:
+    with measure.other_cpu_load() as load:
       for epoch in range(epochs):
         batches = pipeline.host_batches(dset.train_images, dset.train_labels, B,
                                         seed=config.seed, epoch=epoch, mean=dset.mean,

@@ -260,8 +260,7 @@ def unoptimized_convs(rec: dict) -> list[str]:
   From the record's `conv_impl` (from its optimized HLO); empty when every
   convolution went to a conv library, or when nothing says.
   """
-  return sorted(label for label, impl in (rec.get('conv_impl') or {}).items()
-                if isinstance(impl, str) and hlo.UNOPTIMIZED_CPU_CONV in impl)
+  return hlo.unoptimized_convs(rec.get('conv_impl'))
 
 
 def _training_sets(model: str, recs: Sequence[dict],

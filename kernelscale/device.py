@@ -334,13 +334,13 @@ def _unoptimized_convs(ok: list[dict]) -> str | None:
   items = []
   for r in ok:
     impls = r.get('conv_impl') or {}
-    fast = [x for x in (rate(r, l) for l, i in impls.items()
-                        if hlo.UNOPTIMIZED_CPU_CONV not in i) if x]
-    for label, impl in sorted(impls.items()):
+    slow = hlo.unoptimized_convs(impls)
+    fast = [x for x in (rate(r, l) for l in impls if l not in slow) if x]
+    for label in slow:
+      impl = impls[label]
       m = re.search(re.escape(hlo.UNOPTIMIZED_CPU_CONV) + r' \(([^)]*)\)', impl)
-      if not m:
-        continue
-      why = m.group(1) + ('; other convolutions share this phase' if ' + ' in impl else '')
+      why = (m.group(1) if m else 'no reason given') + (
+          '; other convolutions share this phase' if ' + ' in impl else '')
       got = rate(r, label)
       speed = ''
       if got:

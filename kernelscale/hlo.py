@@ -472,6 +472,12 @@ def _impl(module: Module, ins: Instr, conv: Instr, platform: str) -> str:
 UNOPTIMIZED_CPU_CONV = 'XLA CPU unoptimized loop'
 
 
+def unoptimized_convs(impls: dict | None) -> list[str]:
+  """The labels in a record's `conv_impl` that XLA:CPU ran as its own unoptimized loop, sorted."""
+  return sorted(label for label, impl in (impls or {}).items()
+                if isinstance(impl, str) and UNOPTIMIZED_CPU_CONV in impl)
+
+
 def _not_eigen(conv: Instr) -> str | None:
   """Why XLA:CPU will not hand this convolution to Eigen (None: it will, as far as HLO shows).
 

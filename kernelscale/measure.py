@@ -125,9 +125,13 @@ def other_cpu_load(stat_path: str = '/proc/stat', min_ticks: int | None = None):
   /proc/stat is not readable, or the window is too short for its 1/100 s
   counters (fewer than `min_ticks`, default MIN_LOAD_TICKS, ticks in all); a few percent is still
   within rounding: the report flags a point from device.CONTENDED_SHARE.
-  A CPU quota (cgroup cpu.max) is not seen here.
+  A CPU quota (cgroup cpu.max) is not seen here. Off CPU (jax on a GPU or
+  TPU) the step does not run on these CPUs, so nothing is measured (None).
   """
   out: dict = {'other_cpu_share': None}
+  if jax.default_backend() != 'cpu':
+    yield out
+    return
   cpus = _usable_cpus()
   b0, p0, t0 = host_cpu_busy(stat_path, cpus), time.process_time(), time.perf_counter()
   yield out

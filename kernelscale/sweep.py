@@ -6,7 +6,6 @@ record to `<workdir>/results.jsonl` as soon as the point finishes.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import itertools
@@ -235,8 +234,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   notes += n1 + n2
 
   # On CPU, other processes compete with the step itself: measure how much they took.
-  with (measure.other_cpu_load() if jax.default_backend() == 'cpu'
-        else contextlib.nullcontext({'other_cpu_share': None})) as load:
+  with measure.other_cpu_load() as load:
     state, metrics, first, times, faults = measure.run_steps(
         compiled, state, batch, config.warmup_steps, config.timed_steps)
   rec['other_cpu_share'] = load['other_cpu_share']

@@ -232,6 +232,9 @@ def test_platform_notes_name_convolutions_run_as_the_unoptimized_loop():
   assert 'against 50.0 GFLOP/s' in slow[0]  # median of the other phases' 10, 100 and 50
   rec['conv_impl']['conv2/backward_input'] = eigen
   assert not any('unoptimized loop' in n for n in device.platform_notes([rec]))
+  # A hand-edited record with a conv_impl that is not text is not the loop, and no crash.
+  rec['conv_impl']['conv2/backward_input'] = None
+  assert not any('unoptimized loop' in n for n in device.platform_notes([rec]))
 
 
 def test_platform_notes_say_when_other_load_inflated_step_times():
