@@ -151,9 +151,9 @@ def roofline_table(recs: list[dict], result: dict) -> str:
   """Per point: intensity, achieved vs attainable FLOP/s, bound, optimizer time, LOO error."""
   from kernelscale import analysis, claims  # pylint: disable=g-import-not-at-top
   best = result.get('prediction_model')
-  key = lambda p: tuple(map(str, p['key'])) if 'key' in p else (p['padding'], str(p['k']))
-  loo = {key(p): p for p in (result['loo'].get(best, {}).get('points', []) if best else [])}
-  apart = {key(p): p for p in (result['loo'].get(best, {}).get('set_apart', []) if best else [])}
+  got = result['loo'].get(best, {}) if best else {}
+  loo = {tuple(p['key']): p for p in got.get('points', [])}
+  apart = {tuple(p['key']): p for p in got.get('set_apart', [])}
   roof = {(p['padding'], p['kernel_size']): p for p in result['roofline']}
   cols = ('k', 'padding', 'FLOP/byte', 'achieved GFLOP/s', 'attainable GFLOP/s',
           'fraction', 'bound', 'optimizer ms', 'LOO predicted ms (error)')
@@ -162,9 +162,7 @@ def roofline_table(recs: list[dict], result: dict) -> str:
     if r.get('status') != 'ok':
       continue
     p = roof.get((r['padding'], r['kernel_size']), {})
-    rk = tuple(map(str, analysis.point_key(r)))
-    lp = loo.get(rk) or loo.get((r['padding'], str(r['kernel_size'])))  # older analysis.json
-    sa = apart.get(rk)
+    lp, sa = loo.get(tuple(analysis.point_key(r))), apart.get(tuple(analysis.point_key(r)))
     cell = f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—'
     if sa:
       cell = (f'set apart: {sa["predicted_s"] * 1e3:.1f} ({sa["rel_error"]:+.0%})'
