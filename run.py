@@ -36,9 +36,11 @@ try:
   _CONFIG = config_flags.DEFINE_config_file(
       'config', os.path.join(_HERE, 'experiments', 'seed.py'),
       'Experiment config file, optionally with an argument after a colon '
-      '(e.g. experiments/seed.py:quick). Any field can be overridden with '
+      '(e.g. experiments/seed.py:quick; experiments/receptive_field.py compares designs with '
+      'the same receptive field). Any field can be overridden with '
       '--config.<field>=value, e.g. --config.kernel_sizes=3,5,7 '
-      '--config.paddings=SAME --config.batch_size=64 --config.dtype=bfloat16.',
+      '--config.paddings=SAME --config.batch_size=64 --config.dtype=bfloat16 '
+      '--config.model=seed,seed_dilated.',
       lock_config=True)
 except (AttributeError, KeyError) as _e:
   # ml_collections resolves --config.<field> overrides while defining the

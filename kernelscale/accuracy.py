@@ -118,11 +118,11 @@ def train_point(pt, config, dset: data.Dataset) -> dict:
                         conv_algo=config.get('conv_algo', 'xla')).clone(
                             num_classes=ds.num_classes)
   per_layer = flops.layer_flops(module.features, pt.kernel_size, pt.padding, B, h, c,
-                                num_classes=ds.num_classes)
+                                num_classes=ds.num_classes, block=module.block)
   rec: dict = dict(flops.summarize(per_layer))
   rec['conv_algos'] = models.layer_algos(module)
   rec['params'] = flops.param_count(module.features, pt.kernel_size, pt.padding, h, c,
-                                    num_classes=ds.num_classes)
+                                    num_classes=ds.num_classes, block=module.block)
   state = train.create_state(module, config.learning_rate, jax.random.PRNGKey(config.seed),
                              ds.image_shape)
   n_train, n_test = len(dset.train_labels), len(dset.test_labels)
@@ -220,12 +220,14 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
   fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
   groups: dict[tuple, list[dict]] = {}
   for r in ok:
-    groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size')), []).append(r)
-  for (padding, dtype, batch), rs in groups.items():
+    groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size'),
+                       r.get('block') or 'plain'), []).append(r)
+  for (padding, dtype, batch, block), rs in groups.items():
     rs = sorted(rs, key=lambda r: r['kernel_size'])
     x = [r['train_wall_s'] for r in rs]
     y = [r['test_accuracy'] for r in rs]
-    ax.plot(x, y, marker='o', label=f'{padding}, {dtype}, batch {batch}')
+    design = '' if block == 'plain' else f'{block}, '
+    ax.plot(x, y, marker='o', label=f'{design}{padding}, {dtype}, batch {batch}')
     for r, xi, yi in zip(rs, x, y):
       ax.annotate(f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(4, 4),
                   fontsize=8)
@@ -267,7 +269,9 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
            '(% of epoch) | compute s | compile s |',
            '|---:|---|---:|---:|---:|---:|---:|---:|']
   for r in ok:
-    lines.append(f'| {r["kernel_size"]} | {r["padding"]} | {r["test_accuracy"]:.4f} | '
+    block = r.get('block') or 'plain'
+    k = f'{r["kernel_size"]}' + ('' if block == 'plain' else f' {block}')
+    lines.append(f'| {k} | {r["padding"]} | {r["test_accuracy"]:.4f} | '
                  f'{r["train_loss"]:.4f} | {r["epoch_s"]:.1f} | {r["data_wait_s"]:.3f} '
                  f'({_pct(r["data_wait_s"], r["epoch_s"])}) | {r["compute_s"]:.1f} | '
                  f'{r["compile_s"]:.2f} |')

@@ -168,11 +168,12 @@ def roofline(rec: dict, ceilings: dict | None) -> dict:
   Returns:
     intensity_flops_per_byte, attainable_flops_per_s, achieved_flops_per_s,
     achieved_fraction, compute_floor_s, memory_floor_s and bound (compute,
-    memory, overhead, or None with `reason` when a figure is missing).
+    memory, overhead, or None with `reason` when a figure is missing); `key`
+    is the record's point_key.
   """
   f, b, t = rec.get('xla_flops'), rec.get('xla_bytes_accessed'), rec.get('step_s_median')
   out = {'kernel_size': rec.get('kernel_size'), 'padding': rec.get('padding'),
-         'intensity_flops_per_byte': f / b if f and b else None,
+         'key': point_key(rec), 'intensity_flops_per_byte': f / b if f and b else None,
          'achieved_flops_per_s': f / t if f and t else None,
          'attainable_flops_per_s': None, 'achieved_fraction': None,
          'compute_floor_s': None, 'memory_floor_s': None, 'bound': None}
@@ -211,7 +212,8 @@ def analytic_flops_at(rec: dict, k: int) -> float:
   if feats is None:
     raise KeyError(f'model {rec.get("model")!r} is not in kernelscale.models.MODELS')
   hw, c = claims.input_hw_c(rec)
-  per = flops.layer_flops(feats, k, rec['padding'], rec['batch_size'], hw, c)
+  per = flops.layer_flops(feats, k, rec['padding'], rec['batch_size'], hw, c,
+                          block=models.block_of(rec['model']))
   return flops.summarize(per)['analytic_flops']
 
 
@@ -399,6 +401,47 @@ def predict(recs: Sequence[dict], k: int, model: str | None = None,
 # Everything
 
 
+# What else must match for two designs to be compared at one k and padding.
+_DESIGN_FIELDS = tuple(f for f in GROUP_FIELDS if f != 'model')
+
+
+def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
+  """Each design of models.BLOCKS against the plain k x k conv of the same point.
+
+  Returns:
+    One row per record that has a plain twin (same padding, k and fit-group
+    fields but the model) in a run that holds another design too, sorted by
+    padding, k and models.BLOCKS order: {padding, k, block, model, step_s,
+    step_ratio (design / plain), analytic_flops_ratio, xla_flops_ratio,
+    xla_over_analytic (how many of the model's FLOPs XLA executes), params,
+    test_accuracy, plain_test_accuracy, epoch_s, unoptimized_convs}. [] when
+    no point has two designs.
+  """
+  by: dict[tuple, list[dict]] = {}
+  for r in ok:
+    key = (r.get('padding'), r.get('kernel_size')) + tuple(str(r.get(f)) for f in _DESIGN_FIELDS)
+    by.setdefault(key, []).append(r)
+  ratio = lambda a, b: a / b if a and b else None  # noqa: E731
+  rows = []
+  for rs in by.values():
+    plain = next((r for r in rs if r.get('block', 'plain') == 'plain'), None)
+    if plain is None or len(rs) < 2:
+      continue
+    for r in rs:
+      rows.append({
+          'padding': r['padding'], 'k': r['kernel_size'], 'block': r.get('block', 'plain'),
+          'model': r.get('model'), 'step_s': r['step_s_median'],
+          'step_ratio': ratio(r['step_s_median'], plain['step_s_median']),
+          'analytic_flops_ratio': ratio(r.get('analytic_flops'), plain.get('analytic_flops')),
+          'xla_flops_ratio': ratio(r.get('xla_flops'), plain.get('xla_flops')),
+          'xla_over_analytic': ratio(r.get('xla_flops'), r.get('analytic_flops')),
+          'params': r.get('params'), 'test_accuracy': r.get('test_accuracy'),
+          'plain_test_accuracy': plain.get('test_accuracy'), 'epoch_s': r.get('epoch_s'),
+          'unoptimized_convs': unoptimized_convs(r)})
+  order = {b: i for i, b in enumerate(models.BLOCKS)}
+  return sorted(rows, key=lambda x: (x['padding'], x['k'], order.get(x['block'], 99)))
+
+
 def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
   """The whole analysis of a run, as written to analysis.json.
 
@@ -411,7 +454,9 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
     loo_all_points_median_abs_rel_error and _max_ (the chosen model's error
     with the set-apart points scored; None unless some were set apart),
     unoptimized_loop_points, set_apart_skipped (why none was set apart although
-    some ran the loop, else None), roofline, claims, answer, n_ok, n_records}.
+    some ran the loop, else None), roofline, same_receptive_field (each
+    design against the plain conv at the same k), claims, answer, n_ok,
+    n_records}.
   """
   ok = ok_records(recs)
   groups = group_points(ok)
@@ -447,9 +492,13 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
                                   for r, w in _where_all(ok) if unoptimized_convs(r)],
       'set_apart_skipped': skipped,
       'roofline': roof,
+      'same_receptive_field': same_receptive_field(ok),
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),
   }
   result['claims'] = claims.verdicts(ok, groups, fits, roof)
   result['answer'] = claims.answer(ok, groups, fits, roof, result['claims'])
+  designs = claims.design_sentence(result['same_receptive_field'])
+  if designs:
+    result['answer'].append(designs)
   return result

@@ -57,10 +57,14 @@ def conv_shapes(rec: dict) -> list[models.ConvLayer] | None:
 
 
 def primary_group(groups: dict[str, list[dict]]) -> str | None:
-  """The SAME group with the most kernel sizes (else any group with the most)."""
+  """The SAME group with the most kernel sizes (else any group with the most), plain k x k first."""
   def n_k(g):
     return len({r['kernel_size'] for r in groups[g]})
   cands = [g for g in groups if n_k(g) >= 2]
+  # The question is about one k x k conv: a same-receptive-field design
+  # (models.BLOCKS) is the primary group only when no plain group is there.
+  plain = [g for g in cands if groups[g][0].get('block', 'plain') == 'plain']
+  cands = plain or cands
   same = [g for g in cands if groups[g][0]['padding'] == 'SAME']
   pool = same or cands
   return max(pool, key=n_k) if pool else None
@@ -347,7 +351,8 @@ def _load_clause(rs) -> str:
     return ''
   share = (f'{min(hit):.0%}' if f'{min(hit):.0%}' == f'{max(hit):.0%}'
            else f'{min(hit):.0%}–{max(hit):.0%}')
-  which = 'this point was' if len(rs) == 1 else f'{len(hit)} of these {len(rs)} points were'
+  which = ('this point was' if len(rs) == 1 else
+           f'{len(hit)} of these {len(rs)} points {"was" if len(hit) == 1 else "were"}')
   return (f'; but other processes took {share} of the CPU while {which} timed, so '
           f'{"its" if len(rs) == 1 else "their"} step times may be inflated (rerun on a quiet '
           'machine)')
@@ -360,8 +365,9 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
     return ['Not enough points to answer: the run needs at least two kernel sizes of one '
             'padding with status ok.']
   lo, hi = _ends(groups[g])
-  s1 = (f'With {g} padding one training step goes from {lo["step_s_median"] * 1e3:.1f} ms at '
-        f'k={lo["kernel_size"]} to {hi["step_s_median"] * 1e3:.1f} ms at k={hi["kernel_size"]} '
+  pad, _, rest = g.partition(' ')  # 'SAME model=seed b8': padding, then the group's fields
+  s1 = (f'With {pad} padding{f" ({rest})" if rest else ""} one training step goes from '
+        f'{lo["step_s_median"] * 1e3:.1f} ms at k={lo["kernel_size"]} to {hi["step_s_median"] * 1e3:.1f} ms at k={hi["kernel_size"]} '
         f'(×{hi["step_s_median"] / lo["step_s_median"]:.2f}, step time ∝ '
         f'k^{_fmt_exp(fits, g, "step_s_median")}) while XLA counts ×'
         f'{(hi.get("xla_flops") or 0) / (lo.get("xla_flops") or 1):.2f} more FLOPs (∝ '
@@ -381,3 +387,32 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   s3 = ('Verdicts on the five usual explanations — ' + '; '.join(
       f'{v}: {", ".join(by[v])}' for v in VOCABULARY if v in by) + ' (details below).')
   return [s1, s2, s3]
+
+
+def design_sentence(rows: Sequence[dict]) -> str | None:
+  """What each same-receptive-field design bought at the largest k measured.
+
+  From analysis.same_receptive_field rows; None when the run compared no designs.
+  """
+  others = [r for r in rows if r['block'] != 'plain' and r.get('step_ratio')]
+  if not others:
+    return None
+  k = max(r['k'] for r in others)
+  at = [r for r in others if r['k'] == k]
+  pad = 'SAME' if any(r['padding'] == 'SAME' for r in at) else at[0]['padding']
+  at = sorted((r for r in at if r['padding'] == pad), key=lambda r: r['step_ratio'])
+  fl = lambda r: (f'×{r["analytic_flops_ratio"]:.2f} the FLOPs'  # noqa: E731
+                  if r.get('analytic_flops_ratio') else 'FLOPs not counted')
+  parts = [f'{r["block"]} ×{r["step_ratio"]:.2f} the time for {fl(r)}' for r in at]
+  best = at[0]
+  lead = (f'The same {k}×{k} receptive field for less ({pad}, step time against one {k}×{k} '
+          f'conv): ' + '; '.join(parts) + '. ')
+  if best['step_ratio'] < 1:
+    lead += f'The {best["block"]} design is the cheapest here'
+  else:
+    lead += f'No design beat the plain {k}×{k} conv here'
+  slow = [r['block'] for r in at if r['step_ratio'] > 1 and (r.get('analytic_flops_ratio') or 1) < 1]
+  if slow:
+    lead += (f'; {", ".join(slow)} did fewer FLOPs yet took longer, so fewer FLOPs alone '
+             'do not make a design faster on this backend')
+  return lead + ' (table under "Same receptive field, other designs").'

@@ -21,44 +21,59 @@ from kernelscale import models
 ADAM_FLOPS_PER_PARAM = 13
 
 
-def valid_taps_1d(size: int, kernel: int, padding: str, stride: int = 1) -> int:
+def valid_taps_1d(size: int, kernel: int, padding: str, stride: int = 1,
+                  dilation: int = 1) -> int:
   """Sum over output positions of kernel taps that land inside the input."""
+  span = (kernel - 1) * dilation + 1
   if padding == 'SAME':
     out = -(-size // stride)
-    pad_total = max((out - 1) * stride + kernel - size, 0)
+    pad_total = max((out - 1) * stride + span - size, 0)
     pad_lo = pad_total // 2
   else:
-    out = (size - kernel) // stride + 1
+    out = (size - span) // stride + 1
     pad_lo = 0
   total = 0
   for o in range(out):
     start = o * stride - pad_lo
-    lo, hi = max(start, 0), min(start + kernel, size)
-    total += max(hi - lo, 0)
+    total += sum(1 for t in range(kernel) if 0 <= start + t * dilation < size)
   return total
+
+
+def _out_size(size: int, kernel: int, padding: str, dilation: int) -> int:
+  return size if padding == 'SAME' else size - (kernel - 1) * dilation
 
 
 def layer_flops(features: Sequence[int], kernel_size: int, padding: str,
                 batch_size: int, input_hw: int = 28, channels: int = 1,
-                hidden: int = 128, num_classes: int = 10) -> dict[str, float]:
+                hidden: int = 128, num_classes: int = 10,
+                block: str = 'plain') -> dict[str, float]:
   """FLOPs of one train step as a flat {"layer/phase": flops} dict.
 
   Conv and dense entries hold the multiply-adds only; bias, activation and
   pooling work are their own entries so the matrix work can be read alone.
+  Each convolution of a block (models.conv_ops: conv2a, conv2dw, ...) has its
+  own entries; the ReLU and pool after a conv layer are under the layer's name.
   """
   B = batch_size
   out: dict[str, float] = {}
+  for op in models.conv_ops(features, kernel_size, padding, input_hw, channels, block):
+    (kh, kw), d = op.kernel, op.dilation
+    taps = (valid_taps_1d(op.in_h, kh, padding, dilation=d) *
+            valid_taps_1d(op.in_w, kw, padding, dilation=d))
+    mac = 2.0 * B * taps * (op.c_in // op.groups) * op.c_out
+    n_out = (B * _out_size(op.in_h, kh, padding, d) * _out_size(op.in_w, kw, padding, d)
+             * op.c_out)
+    out[f'{op.name}/forward'] = mac
+    if not op.first:
+      out[f'{op.name}/backward_input'] = mac
+    out[f'{op.name}/backward_filter'] = mac
+    out[f'{op.name}/bias'] = 2.0 * n_out  # add forward, reduce backward
+    if op.relu_after:
+      out[f'{op.name}/activation'] = 3.0 * n_out
   convs = models.conv_layers(features, kernel_size, padding, input_hw, channels)
-  for i, layer in enumerate(convs):
-    taps = valid_taps_1d(layer.in_hw, kernel_size, padding) ** 2
-    mac = 2.0 * B * taps * layer.c_in * layer.c_out
+  for layer in convs:
     n_out = B * layer.out_hw ** 2 * layer.c_out
     n_pool = B * layer.pooled_hw ** 2 * layer.c_out
-    out[f'{layer.name}/forward'] = mac
-    if i > 0:
-      out[f'{layer.name}/backward_input'] = mac
-    out[f'{layer.name}/backward_filter'] = mac
-    out[f'{layer.name}/bias'] = 2.0 * n_out  # add forward, reduce backward
     out[f'{layer.name}/activation'] = 3.0 * n_out  # max forward; compare+select backward
     # Forward: 3 comparisons per 2x2 window. Backward: route each window's
     # gradient to its maximum: 3 comparisons and one add per window.
@@ -75,16 +90,18 @@ def layer_flops(features: Sequence[int], kernel_size: int, padding: str,
   # and softmax minus one-hot, scaled (~3/logit) backward.
   out['loss/loss'] = 8.0 * B * num_classes
   out['optimizer/update'] = ADAM_FLOPS_PER_PARAM * param_count(
-      features, kernel_size, padding, input_hw, channels, hidden, num_classes)
+      features, kernel_size, padding, input_hw, channels, hidden, num_classes, block)
   return out
 
 
 def param_count(features: Sequence[int], kernel_size: int, padding: str,
                 input_hw: int = 28, channels: int = 1, hidden: int = 128,
-                num_classes: int = 10) -> int:
+                num_classes: int = 10, block: str = 'plain') -> int:
   """Number of trainable parameters, from shapes alone."""
+  ops = models.conv_ops(features, kernel_size, padding, input_hw, channels, block)
+  n = sum(op.kernel[0] * op.kernel[1] * (op.c_in // op.groups) * op.c_out + op.c_out
+          for op in ops)
   convs = models.conv_layers(features, kernel_size, padding, input_hw, channels)
-  n = sum(kernel_size ** 2 * l.c_in * l.c_out + l.c_out for l in convs)
   flat = convs[-1].pooled_hw ** 2 * convs[-1].c_out
   return n + flat * hidden + hidden + hidden * num_classes + num_classes
 

@@ -51,8 +51,8 @@ _FRAME = re.compile(r'stack_frame_id=(\d+)')
 _TARGET = re.compile(r'custom_call_target="([^"]*)"')
 _DIM_LABELS = re.compile(r'dim_labels=([\w]+_[\w]+->[\w]+)')
 _DIMS = re.compile(r'\[([\d,]*)\]')
-_LAYER = re.compile(r'/(conv\d+|dense\d+)/')
-_PARAM_KERNEL = re.compile(r"\[\\?'(conv\d+)\\?'\]\[\\?'kernel\\?'\]")
+_LAYER = re.compile(r'/(conv\d+[a-z]*|dense\d+)/')  # conv2a, conv2dw: models.conv_ops
+_PARAM_KERNEL = re.compile(r"\[\\?'(conv\d+[a-z]*)\\?'\]\[\\?'kernel\\?'\]")
 _MATRIX_TARGETS = ('__cublas$gemm', '__cublas$lt$matmul')
 
 
@@ -244,7 +244,7 @@ def conv_kernels(module: Module) -> dict[str, tuple[int, ...]]:
   out = {}
   for ins in module.computations.get(module.entry, []):
     if ins.opcode == 'parameter':
-      m = _PARAM_KERNEL.search(ins.op_name) or re.search(r'params__(conv\d+)____kernel', ins.name)
+      m = _PARAM_KERNEL.search(ins.op_name) or re.search(r'params__(conv\d+[a-z]*)____kernel', ins.name)
       if m:
         out[m.group(1)] = ins.dims
   return dict(sorted(out.items()))
@@ -277,6 +277,23 @@ def _operand_dims(module: Module, ins: Instr) -> list[tuple[int, ...]]:
   return [module.instrs[o].dims for o in ins.operands if o in module.instrs]
 
 
+def _group_count(ins: Instr) -> int:
+  """The larger of a convolution's feature_group_count and batch_group_count (1: none)."""
+  return max([int(g) for g in re.findall(r'(?:feature|batch)_group_count=(\d+)', ins.attrs)]
+             or [1])
+
+
+def _grouped_layers(module: Module) -> set[str]:
+  """Conv layers (op_name scope) with a grouped convolution: depthwise ones."""
+  out = set()
+  for ins in module.instrs.values():
+    if _is_conv(ins) and _group_count(ins) > 1:
+      m = _LAYER.search(ins.op_name)
+      if m:
+        out.add(m.group(1))
+  return out
+
+
 def _conv_label(module: Module, ins: Instr, kernels: dict[str, tuple[int, ...]]) -> str:
   """convN/<phase> of one convolution, from its shapes, the cuDNN target and op_name."""
   backward = 'transpose(' in ins.op_name
@@ -292,12 +309,24 @@ def _conv_label(module: Module, ins: Instr, kernels: dict[str, tuple[int, ...]])
     phase = 'backward_input'
   elif 'Forward' in target:
     phase = 'forward'
-  # A filter gradient has the kernel's shape (in some layout).
-  for l in cands:
-    if phase in (None, 'backward_filter') and sorted(out) == sorted(kernels[l]):
-      layer, phase = l, 'backward_filter'
-      break
-  if layer is None:
+  # A filter gradient has the kernel's shape (in some layout). A depthwise
+  # kernel [k, k, 1, C]'s gradient may be computed densely, as [k, k, C, C]
+  # (XLA:CPU does: C times the depthwise conv's work).
+  # Where two layers' kernels have one shape (conv1 and a depthwise conv2dw,
+  # both [k, k, 1, 32]), an exact-shape gradient goes to the plain layer.
+  grouped_layers = _grouped_layers(module)
+  exact = sorted((l for l in cands if sorted(out) == sorted(kernels[l])),
+                 key=lambda l: l in grouped_layers)
+  dense = [l for l in cands if l in grouped_layers and kernels[l][-2] == 1
+           and sorted(out) == sorted(kernels[l][:-2] + (kernels[l][-1],) * 2)]
+  if phase in (None, 'backward_filter') and (exact or dense):
+    layer, phase = (exact or dense)[0], 'backward_filter'
+  grouped = _group_count(ins) > 1
+  if layer is None and grouped and named in kernels:
+    # A grouped (depthwise) conv: forward and input gradient both have c_out
+    # output features, so only the op name tells them apart.
+    layer = named
+  elif layer is None:
     # Forward and backward-input both read the kernel; the output's feature
     # count tells them apart (c_out forward, c_in backward).
     ops = _operand_dims(module, ins)

@@ -3,6 +3,20 @@
 The seed network is Conv(32,k) -> ReLU -> MaxPool2 -> Conv(64,k) -> ReLU ->
 MaxPool2 -> Flatten -> Dense(128) -> ReLU -> Dense(10). Variants are named
 entries of `MODELS`; each is the same `ConvNet` with other fields.
+
+Same receptive field, other designs (`ConvNet.block`, `BLOCKS`): every conv
+layer after the first (the stem, which reads the image's 1-3 channels, stays
+k x k in every design, as MobileNet's and ResNet's stems do) is replaced by a
+block that sees the same k x k window of its input and gives the same output
+shape, mostly with fewer multiply-adds (flops.layer_flops counts them):
+  plain      one k x k conv (the seed network)
+  stacked    (k-1)/2 3x3 convs, ReLU between them (VGG); odd k from 3 to 53
+  separable  a depthwise k x k conv, then a 1x1 conv, nothing between (Xception;
+             MobileNet puts a normalisation and a ReLU there)
+  spatial    a k x 1 conv, then a 1 x k conv (Inception v3)
+  dilated    one 3x3 conv with dilation (k-1)/2: the same span, 9 taps
+             (DeepLab's atrous conv); odd k >= 3. It samples the window
+             sparsely: same extent, not the same dense field.
 """
 from __future__ import annotations
 
@@ -18,6 +32,8 @@ import numpy as np
 from kernelscale import convs
 
 PADDINGS = ('SAME', 'VALID')
+BLOCKS = ('plain', 'stacked', 'separable', 'spatial', 'dilated')
+ODD_BLOCKS = ('stacked', 'dilated')  # need an odd k >= 3
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
 
@@ -127,7 +143,9 @@ class ConvNet(nn.Module):
   that made them (`convs.LAYOUT`: dft and gemm work in [W, H, B, C]), so
   neighbouring layers of the same layout need no transpose; they return to
   NHWC before the dense classifier, whose parameters are nn.Dense's on
-  NHWC's flattening.
+  NHWC's flattening. `block` (BLOCKS) replaces every conv layer after the
+  first by a design with the same receptive field; its convs are named
+  `conv_ops` names (conv2a, conv2b, ... / conv2dw, conv2pw / conv2v, conv2h).
   """
   features: Sequence[int] = (32, 64)
   kernel_size: int = 3
@@ -136,6 +154,7 @@ class ConvNet(nn.Module):
   num_classes: int = 10
   dtype: jnp.dtype = jnp.float32
   conv_algos: tuple[str, ...] | None = None
+  block: str = 'plain'
 
   @nn.compact
   def __call__(self, x_BxHxWxC):
@@ -146,7 +165,9 @@ class ConvNet(nn.Module):
       algo = self.conv_algos[i] if self.conv_algos else 'xla'
       x = convs.to_layout(x, layout, convs.layout(algo))
       layout = convs.layout(algo)
-      if algo == 'xla':
+      if algo == 'xla' and i > 0 and self.block != 'plain':
+        x = _block(x, f, k, self.padding, self.block, self.dtype, f'conv{i + 1}')
+      elif algo == 'xla':
         x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
                     dtype=self.dtype, name=f'conv{i + 1}')(x)
       else:
@@ -161,9 +182,95 @@ class ConvNet(nn.Module):
     return x.astype(jnp.float32)
 
 
+def _block(x, f: int, k: int, padding: str, block: str, dtype, name: str):
+  """One conv layer's replacement (see the module docstring); names as conv_ops'."""
+  conv = functools.partial(nn.Conv, padding=padding, dtype=dtype)
+  if block == 'stacked':
+    n = (k - 1) // 2
+    for j in range(n):
+      x = conv(f, (3, 3), name=f'{name}{chr(ord("a") + j)}')(x)
+      if j < n - 1:
+        x = nn.relu(x)
+    return x
+  if block == 'separable':
+    c = x.shape[-1]
+    x = conv(c, (k, k), feature_group_count=c, name=f'{name}dw')(x)
+    return conv(f, (1, 1), name=f'{name}pw')(x)
+  if block == 'spatial':
+    x = conv(f, (k, 1), name=f'{name}v')(x)
+    return conv(f, (1, k), name=f'{name}h')(x)
+  if block == 'dilated':
+    d = (k - 1) // 2
+    return conv(f, (3, 3), kernel_dilation=(d, d), name=name)(x)
+  raise ValueError(f'block: unknown block {block!r}; known: {BLOCKS}')
+
+
 MODELS = {
     'seed': functools.partial(ConvNet, features=(32, 64)),
+    # The seed network with each conv layer after the first replaced by a
+    # design of the same receptive field (experiments/receptive_field.py).
+    **{f'seed_{b}': functools.partial(ConvNet, features=(32, 64), block=b)
+       for b in BLOCKS if b != 'plain'},
 }
+
+
+def block_of(model: str) -> str:
+  """The block design of a MODELS entry ('plain' for the seed network)."""
+  return MODELS[model].keywords.get('block', 'plain')
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvOp:
+  """One convolution of the network: what flops.layer_flops counts."""
+  name: str          # flax module name: conv1, conv2a, conv2dw, ...
+  in_h: int
+  in_w: int
+  c_in: int
+  c_out: int
+  kernel: tuple[int, int]   # (kh, kw)
+  dilation: int = 1
+  groups: int = 1           # feature groups: c_in for a depthwise conv
+  first: bool = False       # reads the data: no backward_input
+  relu_after: bool = False  # a ReLU inside the block follows it
+
+
+def conv_ops(features: Sequence[int], kernel_size: int, padding: str, input_hw: int,
+             channels: int, block: str = 'plain') -> list[ConvOp]:
+  """Every convolution of the network, in order, with its input shape."""
+  k = kernel_size
+  check_block(block, k)
+  out = []
+  for i, layer in enumerate(conv_layers(features, k, padding, input_hw, channels)):
+    hw, c, f, name = layer.in_hw, layer.c_in, layer.c_out, layer.name
+    if i == 0 or block == 'plain':
+      out.append(ConvOp(name, hw, hw, c, f, (k, k), first=i == 0))
+    elif block == 'stacked':
+      n = (k - 1) // 2
+      for j in range(n):
+        side = hw if padding == 'SAME' else hw - 2 * j
+        out.append(ConvOp(f'{name}{chr(ord("a") + j)}', side, side, c if j == 0 else f, f,
+                          (3, 3), relu_after=j < n - 1))
+    elif block == 'separable':
+      out.append(ConvOp(f'{name}dw', hw, hw, c, c, (k, k), groups=c))
+      out.append(ConvOp(f'{name}pw', layer.out_hw, layer.out_hw, c, f, (1, 1)))
+    elif block == 'spatial':
+      out.append(ConvOp(f'{name}v', hw, hw, c, f, (k, 1)))
+      out.append(ConvOp(f'{name}h', layer.out_hw, hw, f, f, (1, k)))
+    elif block == 'dilated':
+      out.append(ConvOp(name, hw, hw, c, f, (3, 3), dilation=(k - 1) // 2))
+  return out
+
+
+def check_block(block: str, kernel_size: int) -> None:
+  """Raises ValueError (ShapeError for a kernel size) when the block cannot give k x k."""
+  if block not in BLOCKS:
+    raise ValueError(f'block: unknown block {block!r}; known: {BLOCKS}')
+  if block in ODD_BLOCKS and (kernel_size < 3 or kernel_size % 2 == 0):
+    raise ShapeError(f'kernel_size={kernel_size}: the {block} block builds a k x k receptive '
+                     f'field from 3x3 convs, so k must be odd and >= 3')
+  if block == 'stacked' and kernel_size > 53:
+    raise ShapeError(f'kernel_size={kernel_size}: the stacked block names its convs a..z, so '
+                     'it stacks at most 26 (k <= 53)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +359,10 @@ def build(model: str, kernel_size: int, padding: str, dtype: str,
   if model not in MODELS:
     raise ValueError(f'model: unknown model {model!r}; known: {sorted(MODELS)}')
   module = MODELS[model](kernel_size=kernel_size, padding=padding, dtype=DTYPES[dtype])
+  check_block(module.block, kernel_size)
+  if module.block != 'plain' and conv_algo != 'xla':
+    raise ValueError(f'conv_algo: {conv_algo!r} applies to plain k x k convs only; model '
+                     f'{model!r} uses the {module.block} block (use conv_algo=xla)')
   layers = conv_layers(module.features, kernel_size, padding, input_hw, channels)
   algos = choose_algos(layers, kernel_size, dtype, conv_algo,
                      platform or jax.default_backend())

@@ -99,7 +99,10 @@ def scaling(groups: dict[str, list[dict]], fits: dict, path: str) -> str:
     ax.set_xlabel('kernel size k (k×k, log scale)')
     ax.set_ylabel(ylabel)
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(groups) > 2:  # many groups (e.g. experiments/receptive_field.py): legend below
+      ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16), ncol=1)
+    else:
+      ax.legend(fontsize=8)
   ax_t.set_title('step time')
   ax_f.set_title('FLOPs (XLA)')
   fig.suptitle('Does step time grow with kernel size as fast as the FLOPs do?')
@@ -151,14 +154,14 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
       'ceiling_bytes_per_s'):
     return None
   peak, bw = ceilings['ceiling_flops_per_s'], ceilings['ceiling_bytes_per_s']
-  by_point = {(p['padding'], p['kernel_size']): p for p in roof}
+  by_point = {tuple(p['key']): p for p in roof}
   fig, ax = plt.subplots(figsize=(7.5, 5))
   ints = []
   bounds = {p.get('bound') for p in roof if p.get('intensity_flops_per_byte')}
   # One bound for every point is said once, in the legend; labels then hold only k.
   common = next(iter(bounds)) if len(bounds) == 1 else None
   for i, (g, rs) in enumerate(groups.items()):
-    pts = [by_point.get((r['padding'], r['kernel_size'])) for r in rs]
+    pts = [by_point.get(tuple(analysis.point_key(r))) for r in rs]
     pts = [p for p in pts if p and p.get('intensity_flops_per_byte')]
     x = [p['intensity_flops_per_byte'] for p in pts]
     y = [p['achieved_flops_per_s'] / 1e9 for p in pts]

@@ -17,17 +17,23 @@ TABLE_COLUMNS = ('k', 'padding', 'compile s', 'step ms median (p10–p90)', 'XLA
                  'analytic GFLOP', 'achieved GFLOP/s', 'epoch s')
 
 
+def _k_cell(r: dict) -> str:
+  """k, with the design when it is not one plain k x k conv (models.BLOCKS)."""
+  block = r.get('block') or 'plain'
+  return str(r.get('kernel_size')) + ('' if block == 'plain' else f' {block}')
+
+
 def table_rows(recs: list[dict]) -> list[list[str]]:
   """One row per record, in sweep order; failed points show their error."""
   rows = []
   for r in recs:
     if r.get('status') != 'ok':
-      rows.append([str(r.get('kernel_size')), str(r.get('padding')), 'failed',
+      rows.append([_k_cell(r), str(r.get('padding')), 'failed',
                    (r.get('error') or '')[:60], '', '', '', ''])
       continue
     step = (f'{_f(r["step_s_median"], ".2f", 1e3)} '
             f'({_f(r["step_s_p10"], ".2f", 1e3)}–{_f(r["step_s_p90"], ".2f", 1e3)})')
-    rows.append([str(r['kernel_size']), r['padding'], _f(r['compile_s'], '.2f'), step,
+    rows.append([_k_cell(r), r['padding'], _f(r['compile_s'], '.2f'), step,
                  _f(r.get('xla_flops'), '.3f', 1e-9), _f(r.get('analytic_flops'), '.3f', 1e-9),
                  _f(r.get('achieved_flops_per_s'), '.1f', 1e-9), _f(r.get('epoch_s'), '.1f')])
   return rows
@@ -154,14 +160,14 @@ def roofline_table(recs: list[dict], result: dict) -> str:
   got = result['loo'].get(best, {}) if best else {}
   loo = {tuple(p['key']): p for p in got.get('points', [])}
   apart = {tuple(p['key']): p for p in got.get('set_apart', [])}
-  roof = {(p['padding'], p['kernel_size']): p for p in result['roofline']}
+  roof = {tuple(p['key']): p for p in result['roofline']}
   cols = ('k', 'padding', 'FLOP/byte', 'achieved GFLOP/s', 'attainable GFLOP/s',
           'fraction', 'bound', 'optimizer ms', 'LOO predicted ms (error)')
   out = ['| ' + ' | '.join(cols) + ' |', '|' + '|'.join('---:' for _ in cols) + '|']
   for r in recs:
     if r.get('status') != 'ok':
       continue
-    p = roof.get((r['padding'], r['kernel_size']), {})
+    p = roof.get(tuple(analysis.point_key(r)), {})
     lp, sa = loo.get(tuple(analysis.point_key(r))), apart.get(tuple(analysis.point_key(r)))
     cell = f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—'
     if sa:
@@ -169,7 +175,7 @@ def roofline_table(recs: list[dict], result: dict) -> str:
               if sa['predicted_s'] is not None else 'set apart')
     opt, _ = claims.optimizer_s(r)
     out.append('| ' + ' | '.join([
-        str(r['kernel_size']), r['padding'], _f(p.get('intensity_flops_per_byte'), '.2f'),
+        _k_cell(r), r['padding'], _f(p.get('intensity_flops_per_byte'), '.2f'),
         _f(p.get('achieved_flops_per_s'), '.1f', 1e-9),
         _f(p.get('attainable_flops_per_s'), '.1f', 1e-9), _f(p.get('achieved_fraction'), '.1%'),
         p.get('bound') or '—', _f(opt, '.2f', 1e3), cell]) + ' |')
@@ -285,6 +291,49 @@ PLOT_CAPTIONS = {
 }
 
 
+DESIGN_WORDS = {
+    'plain': 'one k×k conv (the seed network)',
+    'stacked': '(k−1)/2 stacked 3×3 convs with ReLU between (VGG)',
+    'separable': 'a depthwise k×k conv, then a 1×1 conv (MobileNet)',
+    'spatial': 'a k×1 conv, then a 1×k conv (Inception v3)',
+    'dilated': 'one 3×3 conv with dilation (k−1)/2: the same span from 9 taps (atrous)',
+}
+
+
+def designs_section(result: dict) -> list[str]:
+  """'Same receptive field, other designs' (analysis.same_receptive_field); [] without one."""
+  rows = result.get('same_receptive_field') or []
+  if not rows:
+    return []
+  blocks = [b for b in DESIGN_WORDS if any(r['block'] == b for r in rows)]
+  acc = any(r.get('test_accuracy') is not None for r in rows)
+  lines = ['## Same receptive field, other designs', '',
+           'Every conv layer after the first is replaced by a design that sees the same k×k '
+           'window and gives the same output shape; the first layer (the stem, which reads the '
+           'image) stays one k×k conv in every design. Designs: '
+           + '; '.join(f'**{b}**: {DESIGN_WORDS[b]}' for b in blocks) + '.', '',
+           '"× plain" compares with the plain k×k network at the same k and padding, timed in '
+           'the same run. "XLA / model FLOPs" is what XLA executes over what the design needs '
+           '(above 1: XLA computes more than the model asks for).', '']
+  cols = ['k', 'padding', 'design', 'step ms', '× plain time', '× plain FLOPs',
+          'XLA / model FLOPs', 'params'] + (['test accuracy'] if acc else [])
+  lines += ['| ' + ' | '.join(cols) + ' |',
+            '|' + '|'.join('---' if c in ('padding', 'design') else '---:' for c in cols) + '|']
+  for r in rows:
+    cells = [str(r['k']), r['padding'], r['block'], _f(r['step_s'], '.1f', 1e3),
+             _f(r['step_ratio'], '.2f'), _f(r['analytic_flops_ratio'], '.2f'),
+             _f(r['xla_over_analytic'], '.2f'),
+             f'{r["params"]:,}' if r.get('params') is not None else '—']
+    if acc:
+      cells.append(_f(r.get('test_accuracy'), '.4f'))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  loop = sorted({f'{r["block"]} k={r["k"]}' for r in rows if r['unoptimized_convs']})
+  if loop:
+    lines += ['', 'These ran a convolution as XLA\'s unoptimized loop (see Measurements): '
+              + ', '.join(loop) + '.']
+  return lines + ['']
+
+
 def _algo_caution(ok: list[dict]) -> list[str]:
   """A warning under the answer when layers ran other algorithms than nn.Conv."""
   if not any(convs.substituted((r.get('conv_algos') or {}).values()) for r in ok):
@@ -327,6 +376,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
       lines += ['*No roofline plot: no device ceilings for this workdir.*', '']
   # Training-for-accuracy records (config.epochs > 0): the accuracy-against-time plot.
   lines += accuracy.results_md_section(recs, workdir)
+  lines += designs_section(result)
   lines += fits_section(result) + ['']
   return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
 

@@ -89,9 +89,15 @@ def validate(config) -> list[Point]:
   if config.dtype not in models.DTYPES:
     raise ConfigError(f'config.dtype: unknown dtype {config.dtype!r}; use one of '
                       f'{tuple(models.DTYPES)}')
-  if config.model not in models.MODELS:
-    raise ConfigError(f'config.model: unknown model {config.model!r}; use one of '
-                      f'{tuple(models.MODELS)}')
+  names = _as_tuple(config.model)
+  if not names:
+    raise ConfigError('config.model: empty; give a model name, or several separated by commas')
+  for m in names:
+    if m not in models.MODELS:
+      raise ConfigError(f'config.model: unknown model {m!r}; use one of '
+                        f'{tuple(models.MODELS)}')
+  if len(set(names)) != len(names):
+    raise ConfigError(f'config.model: a model is listed twice in {names}')
   if not isinstance(config.learning_rate, (int, float)) or config.learning_rate <= 0:
     raise ConfigError(f'config.learning_rate: {config.learning_rate!r} is not a number > 0')
   for field, low in (('warmup_steps', 0), ('timed_steps', 1), ('train_examples', 1)):
@@ -102,6 +108,11 @@ def validate(config) -> list[Point]:
     raise ConfigError(f'config.conv_algo: unknown value {config.conv_algo!r}; use one of '
                       f'{convs.CONV_ALGOS} (xla: nn.Conv as written; auto: a faster '
                       'algorithm per layer, see kernelscale/convs.py)')
+  blocked = [m for m in names if models.block_of(m) != 'plain']
+  if config.get('conv_algo', 'xla') != 'xla' and blocked:
+    raise ConfigError(f'config.conv_algo: {config.conv_algo!r} applies to plain k x k convs '
+                      f'only; {blocked[0]!r} uses the {models.block_of(blocked[0])} block '
+                      '(use conv_algo=xla)')
   if config.get('malloc', 'auto') not in device.MALLOC_CHOICES:
     raise ConfigError(f'config.malloc: unknown value {config.malloc!r}; use one of '
                       f'{device.MALLOC_CHOICES}')
@@ -122,14 +133,16 @@ def validate(config) -> list[Point]:
     spec = data.spec(config)
   except data.DataError as e:
     raise ConfigError(str(e)) from None
-  pts = [Point(config.model, k, p, config.batch_size, config.dtype)
-         for p, k in itertools.product(pads, ks)]
-  features = models.MODELS[config.model].keywords['features']
+  pts = [Point(m, k, p, config.batch_size, config.dtype)
+         for m, p, k in itertools.product(names, pads, ks)]
   for pt in pts:
+    features = models.MODELS[pt.model].keywords['features']
     try:
-      models.conv_layers(features, pt.kernel_size, pt.padding, *_input_hw_c(spec))
+      models.conv_ops(features, pt.kernel_size, pt.padding, *_input_hw_c(spec),
+                      block=models.block_of(pt.model))
     except models.ShapeError as e:
-      raise models.ShapeError(f'config.kernel_sizes: {e}') from None
+      raise models.ShapeError(f'config.kernel_sizes: {e}'
+                              + (f' (model {pt.model})' if len(names) > 1 else '')) from None
   return pts
 
 
@@ -200,11 +213,11 @@ def measure_point(pt: Point, config, workdir: str | None = None,
                         conv_algo=config.get('conv_algo', 'xla')).clone(num_classes=ncls)
   features = module.features
   per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c,
-                                num_classes=ncls)
+                                num_classes=ncls, block=module.block)
   rec: dict = {'conv_algos': models.layer_algos(module)}
   rec.update(flops.summarize(per_layer))
   rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c,
-                                    num_classes=ncls)
+                                    num_classes=ncls, block=module.block)
   # The analytic parameter count is cross-checked against the real model's.
   state = train.create_state(module, config.learning_rate,
                              jax.random.PRNGKey(config.seed), spec.image_shape)
@@ -305,7 +318,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
   for i, pt in enumerate(pts, 1):
     t0 = time.perf_counter()
     rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
-           'kernel_size': pt.kernel_size, 'padding': pt.padding,
+           'block': models.block_of(pt.model), 'kernel_size': pt.kernel_size, 'padding': pt.padding,
            'batch_size': pt.batch_size, 'dtype': pt.dtype, 'precision': config.precision,
            'conv_algo': config.get('conv_algo', 'xla'),
            'warmup_steps': config.warmup_steps, 'seed': config.seed}
@@ -327,6 +340,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
 
 def progress_line(i: int, n: int, rec: dict) -> str:
   head = f'[{i}/{n}] k={rec["kernel_size"]:<2} {rec["padding"]:<5}'
+  if rec.get('block', 'plain') != 'plain':
+    head += f' {rec["block"]}'
   if rec['status'] != 'ok':
     return f'{head} FAILED: {rec["error"]}'
   line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '

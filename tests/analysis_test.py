@@ -195,3 +195,37 @@ def test_set_apart_edge_cases():
   assert [p['predicted_s'] for p in loo['set_apart']] == [None, None]
   out = {p['padding']: p for p in analysis.predict(mixed, 9, 'power_k')}
   assert 'cannot be fitted' in out['VALID']['reason'] and out['VALID']['set_apart_k'] == [3, 5]
+
+
+def _design(k, model, step, acc=None):
+  from kernelscale import models  # pylint: disable=g-import-not-at-top
+  block = models.block_of(model)
+  per = flops.layer_flops((32, 64), k, 'SAME', 8, block=block)
+  tot = flops.summarize(per)
+  return _rec(k, step=step, model=model, block=block, analytic_phase_flops=per, **tot,
+              xla_flops=tot['analytic_flops'] * (2 if block == 'separable' else 1),
+              test_accuracy=acc)
+
+
+def test_same_receptive_field_compares_each_design_with_its_plain_twin():
+  recs = [_design(3, 'seed', 0.010), _design(5, 'seed', 0.020), _design(5, 'seed_dilated', 0.008),
+          _design(5, 'seed_separable', 0.050), _design(3, 'seed_dilated', 0.011),
+          # No plain twin at this batch size: not compared.
+          _design(5, 'seed_stacked', 0.030) | {'batch_size': 16}]
+  res = analysis.analyze(recs, None)
+  rows = res['same_receptive_field']
+  assert [(r['k'], r['block']) for r in rows] == [
+      (3, 'plain'), (3, 'dilated'), (5, 'plain'), (5, 'separable'), (5, 'dilated')]
+  sep = rows[3]
+  assert sep['step_ratio'] == pytest.approx(2.5)
+  assert sep['analytic_flops_ratio'] < 0.3 and sep['xla_over_analytic'] == pytest.approx(2)
+  assert rows[4]['step_ratio'] == pytest.approx(0.4)
+  # The question's group is the plain network, even with designs beside it.
+  assert res['claims'][0]['numbers']['group'] == 'SAME model=seed b8'
+  # Each point has its own roofline entry, although k and padding repeat.
+  assert len({tuple(p['key']) for p in res['roofline']}) == len(recs)
+  # The answer ends with what a design bought at the largest k.
+  last = res['answer'][-1]
+  assert last.startswith('The same 5×5 receptive field for less') and 'dilated ×0.40' in last
+  assert 'separable did fewer FLOPs yet took longer' in last
+  assert analysis.same_receptive_field([r for r in recs if r['model'] == 'seed']) == []

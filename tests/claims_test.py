@@ -166,7 +166,7 @@ def test_answer_says_when_other_load_inflated_the_step_times():
           for r in recs]
   res = analysis.analyze(busy, ceil)
   assert len(res['answer']) <= 3
-  assert ('other processes took 35% of the CPU while 1 of these 4 points were timed, so their '
+  assert ('other processes took 35% of the CPU while 1 of these 4 points was timed, so their '
           'step times may be inflated') in res['answer'][0]
   # At the threshold the clause appears, just under it not.
   for share, said in ((device.CONTENDED_SHARE, True), (device.CONTENDED_SHARE - 1e-4, False)):

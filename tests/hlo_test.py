@@ -176,3 +176,22 @@ def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
   assert impl['conv2/backward_input'].startswith(hlo.UNOPTIMIZED_CPU_CONV)
   assert not any(v.startswith(hlo.UNOPTIMIZED_CPU_CONV)
                  for k, v in impl.items() if k != 'conv2/backward_input'), impl
+
+
+@pytest.mark.parametrize('model,convs', [
+    ('seed_separable', {'conv1', 'conv2dw', 'conv2pw'}),
+    ('seed_stacked', {'conv1', 'conv2a', 'conv2b'}),
+    ('seed_spatial', {'conv1', 'conv2v', 'conv2h'}),
+])
+def test_each_conv_of_a_design_gets_its_own_label_per_phase(model, convs):
+  # conv1 and the depthwise conv2dw share a kernel shape at k=5 ([5, 5, 1, 32]);
+  # XLA:CPU computes conv2dw's filter gradient as a dense [32, 5, 5, 32] conv.
+  import jax  # pylint: disable=g-import-not-at-top
+  from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
+  module = models.build(model, 5, 'SAME', 'float32')
+  state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
+  comp = measure.compile_aot(train.train_step, (state, data.synthetic_batch(2, 0)))['compiled']
+  m = hlo.parse(comp.as_text())
+  impl = hlo.conv_impl(m, hlo.op_labels(m), 'cpu')
+  want = {f'{c}/{p}' for c in convs for p in ('forward', 'backward_input', 'backward_filter')}
+  assert set(impl) == want - {'conv1/backward_input'}

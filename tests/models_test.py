@@ -1,4 +1,5 @@
 """Seed network: parameter counts per k and the shape check before compile."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import pytest
@@ -79,3 +80,67 @@ def test_max_pool_has_nn_max_pools_values_and_gradient(shape, ties, layout):
   np.testing.assert_array_equal(dx, want_dx)
   if ties:
     assert int((np.asarray(dx) != 0).sum()) == g.size - int((g == 0).sum())  # one element per window
+
+
+# --------------------------------------------------------------------------
+# Same receptive field, other designs (models.BLOCKS)
+
+DESIGNS = [m for m in models.MODELS if m != 'seed']
+
+
+@pytest.mark.parametrize('padding', ['SAME', 'VALID'])
+@pytest.mark.parametrize('k', [3, 5, 7])
+@pytest.mark.parametrize('model', DESIGNS)
+def test_designs_params_and_conv_names_match_conv_ops(model, k, padding):
+  module = models.build(model, k, padding, 'float32')
+  x = jnp.zeros((2, 28, 28, 1))
+  params = module.init(jax.random.PRNGKey(0), x)['params']
+  assert module.apply({'params': params}, x).shape == (2, 10)
+  n = sum(v.size for v in jax.tree_util.tree_leaves(params))
+  block = models.block_of(model)
+  assert flops.param_count((32, 64), k, padding, block=block) == n
+  ops = models.conv_ops((32, 64), k, padding, 28, 1, block)
+  assert sorted(o.name for o in ops) == sorted(p for p in params if p.startswith('conv'))
+  for o in ops:
+    assert params[o.name]['kernel'].shape == (*o.kernel, o.c_in // o.groups, o.c_out)
+
+
+class _Block(nn.Module):
+  block: str
+  k: int
+
+  @nn.compact
+  def __call__(self, x):
+    return models._block(x, 8, self.k, 'SAME', self.block, jnp.float32, 'conv2')
+
+
+@pytest.mark.parametrize('k', [3, 5, 7])
+@pytest.mark.parametrize('block', ['plain', 'stacked', 'separable', 'spatial', 'dilated'])
+def test_each_design_sees_exactly_a_k_by_k_window(block, k):
+  # The centre output's gradient with respect to the input is non-zero only
+  # inside the k x k window around it: every tap of it for the dense designs,
+  # the 3 x 3 taps spread over it for the dilated one.
+  if block == 'plain':
+    mod = nn.Conv(8, (k, k), padding='SAME')
+  else:
+    mod = _Block(block, k)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (1, 15, 15, 4)) + 0.5
+  params = mod.init(jax.random.PRNGKey(0), x)
+  g = jax.grad(lambda x_: mod.apply(params, x_)[0, 7, 7].sum())(x)
+  support = {(int(i), int(j)) for i, j in zip(*jnp.nonzero(jnp.abs(g[0]).sum(-1)))}
+  r = (k - 1) // 2
+  if block == 'dilated':
+    want = {(7 + a * r, 7 + b * r) for a in (-1, 0, 1) for b in (-1, 0, 1)}
+  else:
+    want = {(i, j) for i in range(7 - r, 8 + r) for j in range(7 - r, 8 + r)}
+  assert support == want
+
+
+def test_designs_refuse_what_they_cannot_build():
+  for model in ('seed_stacked', 'seed_dilated'):
+    for k in (1, 4):
+      with pytest.raises(models.ShapeError, match='odd'):
+        models.build(model, k, 'SAME', 'float32')
+  models.build('seed_spatial', 4, 'SAME', 'float32')  # k x 1 and 1 x k take any k
+  with pytest.raises(ValueError, match='conv_algo'):
+    models.build('seed_separable', 5, 'SAME', 'float32', conv_algo='auto')

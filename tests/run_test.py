@@ -67,6 +67,10 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.malloc=jemalloc',), 'config.malloc'),
     (('--config.data_dir=/tmp',), 'config.data_dir'),
     (('--config.download=True',), 'config.download'),
+    (('--config.model=seed,seed_wide',), 'config.model'),
+    (('--config.model=seed,seed',), 'config.model'),
+    (('--config.model=seed,seed_dilated', '--config.kernel_sizes=4'), 'config.kernel_sizes'),
+    (('--config.model=seed_separable', '--config.conv_algo=auto'), 'config.conv_algo'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'
@@ -175,3 +179,23 @@ def test_report_only_prints_the_points_set_apart(tmp_path):
   [loo] = [l for l in p.stdout.splitlines() if l.startswith('leave-one-out')]
   assert "set apart (XLA's unoptimized conv loop, see report): VALID k=7" in loo
   assert 'predicted step at k=9 VALID (k=7 set apart):' in p.stdout
+
+
+def test_receptive_field_designs_end_to_end(tmp_path):
+  # Two designs side by side: one record each per k, both in the tables, and the
+  # report compares them.
+  wd = tmp_path / 'wd'
+  rf = '--config=' + os.path.join(ROOT, 'experiments', 'receptive_field.py') + ':quick'
+  p = _run(rf, '--config.model=seed,seed_dilated', '--config.profile=False', f'--workdir={wd}')
+  assert p.returncode == 0, p.stderr
+  recs = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  assert [(r['block'], r['kernel_size']) for r in recs] == [
+      ('plain', 3), ('plain', 5), ('dilated', 3), ('dilated', 5)]
+  assert all(r['status'] == 'ok' for r in recs)
+  # k=3 dilated is the plain network; k=5 dilated does 9 taps instead of 25.
+  assert recs[2]['analytic_flops'] == recs[0]['analytic_flops']
+  assert recs[3]['analytic_flops'] < 0.6 * recs[1]['analytic_flops']
+  assert '5 dilated' in p.stdout and 'The same 5×5 receptive field for less' in p.stdout
+  report = (wd / 'report.md').read_text()
+  assert '## Same receptive field, other designs' in report
+  assert '| 5 | SAME | dilated |' in report
