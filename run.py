@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -252,6 +253,10 @@ def _compare_backends(config, workdir: str) -> None:
           'path of config.compare_cpu_conv in turn')
   try:
     sweep.validate(config)  # the children's fields, before any child starts
+    if len(sweep.validate_models(config)) > 1:
+      _fail(f'config.model: {config.model!r}: this experiment compares conv paths on one '
+            'network (its speed-up, cached for cpu_conv=auto, is a median over points); give '
+            'one model')
     sweep.check_workdir(workdir)
   except (sweep.ConfigError, models.ShapeError) as e:
     _fail(str(e))
@@ -276,6 +281,12 @@ def _parse_flags(argv):
       sys.exit(0)
     raise
   except Exception as e:  # pylint: disable=broad-except
+    # ml_collections reports an override of a field the experiment does not
+    # have as AttributeError("'name'").
+    m = re.fullmatch(r'"?\'([\w.]+)\'"?', str(e))
+    if isinstance(e, (AttributeError, KeyError)) and m:
+      _fail(f'--config.{m.group(1)}: unknown field; the experiment file (--config) lists its '
+            'fields')
     _fail(_one_line(e))
 
 

@@ -173,7 +173,7 @@ def roofline(rec: dict, ceilings: dict | None) -> dict:
   """
   f, b, t = rec.get('xla_flops'), rec.get('xla_bytes_accessed'), rec.get('step_s_median')
   out = {'kernel_size': rec.get('kernel_size'), 'padding': rec.get('padding'),
-         'key': point_key(rec), 'intensity_flops_per_byte': f / b if f and b else None,
+         'model': rec.get('model'), 'key': point_key(rec), 'intensity_flops_per_byte': f / b if f and b else None,
          'achieved_flops_per_s': f / t if f and t else None,
          'attainable_flops_per_s': None, 'achieved_fraction': None,
          'compute_floor_s': None, 'memory_floor_s': None, 'bound': None}
@@ -414,8 +414,9 @@ def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
     padding, k and models.BLOCKS order: {padding, k, block, model, step_s,
     step_ratio (design / plain), analytic_flops_ratio, xla_flops_ratio,
     xla_over_analytic (how many of the model's FLOPs XLA executes), params,
-    test_accuracy, plain_test_accuracy, epoch_s, unoptimized_convs}. [] when
-    no point has two designs.
+    test_accuracy, plain_test_accuracy, epoch_s, unoptimized_convs,
+    other_cpu_share, same_as_plain (the design is the plain network at this
+    k)}. [] when no point has two designs.
   """
   by: dict[tuple, list[dict]] = {}
   for r in ok:
@@ -437,7 +438,9 @@ def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
           'xla_over_analytic': ratio(r.get('xla_flops'), r.get('analytic_flops')),
           'params': r.get('params'), 'test_accuracy': r.get('test_accuracy'),
           'plain_test_accuracy': plain.get('test_accuracy'), 'epoch_s': r.get('epoch_s'),
-          'unoptimized_convs': unoptimized_convs(r)})
+          'unoptimized_convs': unoptimized_convs(r), 'other_cpu_share': r.get('other_cpu_share'),
+          # stacked and dilated at k=3 are one 3x3 conv: the plain network itself.
+          'same_as_plain': r.get('block') in models.ODD_BLOCKS and r['kernel_size'] == 3})
   order = {b: i for i, b in enumerate(models.BLOCKS)}
   return sorted(rows, key=lambda x: (x['padding'], x['k'], order.get(x['block'], 99)))
 

@@ -53,6 +53,8 @@ def conv_shapes(rec: dict) -> list[models.ConvLayer] | None:
   if feats is None:
     return None
   hw, c = input_hw_c(rec)
+  # A design of models.BLOCKS may not build every k (stacked and dilated: odd k only).
+  models.check_block(models.block_of(rec['model']), rec['kernel_size'])
   return models.conv_layers(feats, rec['kernel_size'], rec['padding'], hw, c)
 
 
@@ -98,8 +100,8 @@ def taps_per_position(rec: dict) -> float | None:
   From analytic_phase_flops: forward MACs / (output positions × c_in × c_out).
   """
   layers, per = conv_shapes(rec), rec.get('analytic_phase_flops')
-  if not layers or not per:
-    return None
+  if not layers or not per or (rec.get('block') or 'plain') != 'plain':
+    return None  # a design of models.BLOCKS has other convs than one k x k per layer
   macs = sum(per.get(f'{l.name}/forward', 0.0) / 2 for l in layers)
   slots = sum(rec['batch_size'] * l.out_hw ** 2 * l.c_in * l.c_out for l in layers)
   return macs / slots if slots else None
@@ -155,6 +157,9 @@ def claim_filters(groups, g) -> dict:
   if g is None:
     return _claim(2, NOT_MEASURED, 'needs at least two kernel sizes in one group', {})
   lo, hi = _ends(groups[g])
+  if (lo.get('block') or 'plain') != 'plain':
+    return _claim(2, NOT_MEASURED, f'{g}: the claim is about one k×k conv per layer; this group '
+                  f'is the {lo["block"]} design (models.BLOCKS), whose convs are not k×k', {})
   mults = []
   for r in (lo, hi):
     layers, per = conv_shapes(r), r.get('analytic_phase_flops')
@@ -301,7 +306,15 @@ def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:
   """
   g = primary_group(groups)
   return [claim_k_squared(groups, fits, g), claim_filters(groups, g), claim_pooling(groups),
-          claim_memory(groups, fits, g, roof), claim_optimizer(groups, g)]
+          claim_memory(groups, fits, g, _model_roof(groups, g, roof)), claim_optimizer(groups, g)]
+
+
+def _model_roof(groups, g, roof):
+  """The roofline entries of the primary group's model (a run may hold other designs too)."""
+  if g is None:
+    return roof
+  model = groups[g][0].get('model')
+  return [p for p in roof if p.get('model', model) == model]
 
 
 def _gap_clause(groups, fits, g) -> str:
@@ -365,6 +378,7 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
     return ['Not enough points to answer: the run needs at least two kernel sizes of one '
             'padding with status ok.']
   lo, hi = _ends(groups[g])
+  roof = _model_roof(groups, g, roof)
   pad, _, rest = g.partition(' ')  # 'SAME model=seed b8': padding, then the group's fields
   s1 = (f'With {pad} padding{f" ({rest})" if rest else ""} one training step goes from '
         f'{lo["step_s_median"] * 1e3:.1f} ms at k={lo["kernel_size"]} to {hi["step_s_median"] * 1e3:.1f} ms at k={hi["kernel_size"]} '
@@ -394,25 +408,34 @@ def design_sentence(rows: Sequence[dict]) -> str | None:
 
   From analysis.same_receptive_field rows; None when the run compared no designs.
   """
-  others = [r for r in rows if r['block'] != 'plain' and r.get('step_ratio')]
+  others = [r for r in rows
+            if r['block'] != 'plain' and r.get('step_ratio') and not r.get('same_as_plain')]
   if not others:
     return None
   k = max(r['k'] for r in others)
   at = [r for r in others if r['k'] == k]
   pad = 'SAME' if any(r['padding'] == 'SAME' for r in at) else at[0]['padding']
   at = sorted((r for r in at if r['padding'] == pad), key=lambda r: r['step_ratio'])
+  compared = at + [r for r in rows if r['block'] == 'plain' and r['k'] == k
+                   and r['padding'] == pad][:1]
   fl = lambda r: (f'×{r["analytic_flops_ratio"]:.2f} the FLOPs'  # noqa: E731
                   if r.get('analytic_flops_ratio') else 'FLOPs not counted')
   parts = [f'{r["block"]} ×{r["step_ratio"]:.2f} the time for {fl(r)}' for r in at]
   best = at[0]
   lead = (f'The same {k}×{k} receptive field for less ({pad}, step time against one {k}×{k} '
           f'conv): ' + '; '.join(parts) + '. ')
-  if best['step_ratio'] < 1:
+  # Ratios within GROWS of 1 are noise (5%): neither a win nor a loss.
+  if best['step_ratio'] < 1 / GROWS:
     lead += f'The {best["block"]} design is the cheapest here'
   else:
-    lead += f'No design beat the plain {k}×{k} conv here'
-  slow = [r['block'] for r in at if r['step_ratio'] > 1 and (r.get('analytic_flops_ratio') or 1) < 1]
+    lead += f'No design beat the plain {k}×{k} conv by more than {GROWS - 1:.0%} here'
+  slow = [r['block'] for r in at if r['step_ratio'] > GROWS
+          and (r.get('analytic_flops_ratio') or 1) < 1 / GROWS]
   if slow:
     lead += (f'; {", ".join(slow)} did fewer FLOPs yet took longer, so fewer FLOPs alone '
              'do not make a design faster on this backend')
-  return lead + ' (table under "Same receptive field, other designs").'
+  loop = [r['block'] for r in compared if r.get('unoptimized_convs')]
+  if loop:
+    lead += (f'; {", ".join(loop)} ran a convolution as XLA\'s unoptimized loop, which inflates '
+             'its time (see Measurements)')
+  return lead + _load_clause(compared) + ' (table under "Same receptive field, other designs").'

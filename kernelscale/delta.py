@@ -113,8 +113,9 @@ def plot(ds: list[dict], path: str) -> str | None:
   cmap = plt.get_cmap('tab20')
   colors = {p: ('0.75' if p == UNATTRIBUTED else cmap(i % 20)) for i, p in enumerate(phases)}
   several = len({tuple(d['group'].items()) for d in ds}) > 1
-  labels = [(f'{d["group"]["padding"]}\n' if several else '') + f'k {d["k_from"]}→{d["k_to"]}'
-            for d in ds]
+  models_ = len({d['group'].get('model') for d in ds}) > 1  # e.g. experiments/receptive_field.py
+  labels = [(f'{d["group"]["padding"]}' + (f' {d["group"].get("model")}' if models_ else '')
+             + '\n' if several else '') + f'k {d["k_from"]}→{d["k_to"]}' for d in ds]
   fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(ds) + 3), 5))
   pos = [0.0] * len(ds)
   neg = [0.0] * len(ds)

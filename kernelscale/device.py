@@ -26,6 +26,8 @@ import statistics
 import sys
 import time
 
+from kernelscale import records
+
 EIGEN_FLAG = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
 CPU_CONV_CHOICES = ('auto', 'ynnpack', 'eigen')
 _YNN_FLAG_PREFIX = '--xla_cpu_experimental_ynn_fusion_type'
@@ -348,7 +350,7 @@ def _unoptimized_convs(ok: list[dict]) -> str | None:
         if fast:
           speed += (f', against {statistics.median(fast) / 1e9:.1f} GFLOP/s for the step\'s '
                     'other convolutions (median)')
-      items.append(f'{r.get("padding")} k={r.get("kernel_size")} {label} ({why}{speed})')
+      items.append(f'{records.point_label(r)} {label} ({why}{speed})')
   if not items:
     return None
   return ('XLA:CPU did not hand every convolution to a conv library (Eigen or YNNPACK); it ran '
@@ -418,7 +420,7 @@ def _load_note(ok: list[dict]) -> str | None:
             f'processes took at most {max(s for _, s in got):.1%} of the CPUs this program ran on '
             f'(/proc/stat; below the {CONTENDED_SHARE:.0%} this report flags), so those step times '
             'are this program\'s own.' + unmeasured)
-  pts = ', '.join(f'{r.get("padding")} k={r.get("kernel_size")} ({s:.0%})' for r, s in hot)
+  pts = ', '.join(f'{records.point_label(r)} ({s:.0%})' for r, s in hot)
   return (f'**Other load may have inflated some step times.** While their steps were timed, other '
           f'processes (or the hypervisor, as steal time) took {CONTENDED_SHARE:.0%} or more of '
           f'the CPUs this program ran on at {len(hot)} of {len(got)} measured points: {pts}. Those '

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogFormatter, NullFormatter, NullLocator  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from kernelscale import analysis, convs  # pylint: disable=g-import-not-at-top,wrong-import-position
+from kernelscale import analysis, convs, records  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 MARKERS = 'osD^vP*X'
 DPI = 110
@@ -218,7 +218,7 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
   def _loop(r):  # a convolution XLA ran as its own loop: the trace spreads its time (concurrency)
     slow = analysis.unoptimized_convs(r)
     return f'\n{", ".join(slow)}: XLA\'s slow loop*' if slow else ''
-  labels = [f'{r["padding"]} k={r["kernel_size"]}{_algos(r)}' + (
+  labels = [f'{records.point_label(r)}{_algos(r)}' + (
       f'\n(trace covers {r["trace_coverage"]:.0%})' if r.get('trace_coverage') is not None
       else '') + _loop(r) for r in pts]
   left = np.zeros(len(pts))

@@ -16,6 +16,17 @@ def _clean(value):
   return value
 
 
+def design(record: dict) -> str:
+  """'' for the plain k x k network, else ' <block>' (models.BLOCKS): what tells designs apart."""
+  block = record.get('block') or 'plain'
+  return '' if block == 'plain' else f' {block}'
+
+
+def point_label(record: dict) -> str:
+  """'SAME k=5', or 'SAME k=5 dilated' for a design: how notes and plots name a point."""
+  return f'{record.get("padding")} k={record.get("kernel_size")}{design(record)}'
+
+
 def append(path: str, record: dict) -> None:
   """Appends one record as a line and fsyncs, so an interrupted sweep keeps it."""
   line = json.dumps({k: _clean(v) for k, v in record.items()}, sort_keys=False)

@@ -62,6 +62,24 @@ def _as_tuple(v) -> tuple:
   return tuple(out)
 
 
+def validate_models(config) -> tuple[str, ...]:
+  """config.model as a tuple of MODELS names (one name, or several separated by commas).
+
+  Raises:
+    ConfigError: naming config.model, for an empty, unknown or repeated name.
+  """
+  names = _as_tuple(config.model)
+  if not names:
+    raise ConfigError('config.model: empty; give a model name, or several separated by commas')
+  for m in names:
+    if m not in models.MODELS:
+      raise ConfigError(f'config.model: unknown model {m!r}; use one of '
+                        f'{tuple(models.MODELS)}')
+  if len(set(names)) != len(names):
+    raise ConfigError(f'config.model: a model is listed twice in {names}')
+  return names
+
+
 def validate(config) -> list[Point]:
   """Checks the config and returns the sweep's points.
 
@@ -89,15 +107,7 @@ def validate(config) -> list[Point]:
   if config.dtype not in models.DTYPES:
     raise ConfigError(f'config.dtype: unknown dtype {config.dtype!r}; use one of '
                       f'{tuple(models.DTYPES)}')
-  names = _as_tuple(config.model)
-  if not names:
-    raise ConfigError('config.model: empty; give a model name, or several separated by commas')
-  for m in names:
-    if m not in models.MODELS:
-      raise ConfigError(f'config.model: unknown model {m!r}; use one of '
-                        f'{tuple(models.MODELS)}')
-  if len(set(names)) != len(names):
-    raise ConfigError(f'config.model: a model is listed twice in {names}')
+  names = validate_models(config)
   if not isinstance(config.learning_rate, (int, float)) or config.learning_rate <= 0:
     raise ConfigError(f'config.learning_rate: {config.learning_rate!r} is not a number > 0')
   for field, low in (('warmup_steps', 0), ('timed_steps', 1), ('train_examples', 1)):

@@ -197,14 +197,14 @@ def test_set_apart_edge_cases():
   assert 'cannot be fitted' in out['VALID']['reason'] and out['VALID']['set_apart_k'] == [3, 5]
 
 
-def _design(k, model, step, acc=None):
+def _design(k, model, step, acc=None, **kw):
   from kernelscale import models  # pylint: disable=g-import-not-at-top
   block = models.block_of(model)
   per = flops.layer_flops((32, 64), k, 'SAME', 8, block=block)
   tot = flops.summarize(per)
   return _rec(k, step=step, model=model, block=block, analytic_phase_flops=per, **tot,
               xla_flops=tot['analytic_flops'] * (2 if block == 'separable' else 1),
-              test_accuracy=acc)
+              test_accuracy=acc, **kw)
 
 
 def test_same_receptive_field_compares_each_design_with_its_plain_twin():
@@ -229,3 +229,41 @@ def test_same_receptive_field_compares_each_design_with_its_plain_twin():
   assert last.startswith('The same 5×5 receptive field for less') and 'dilated ×0.40' in last
   assert 'separable did fewer FLOPs yet took longer' in last
   assert analysis.same_receptive_field([r for r in recs if r['model'] == 'seed']) == []
+
+
+def test_a_design_only_run_and_the_edges_of_the_design_sentence(tmp_path, monkeypatch):
+  from kernelscale import claims, plots  # pylint: disable=g-import-not-at-top
+  # Only a design measured: claim 2 (filters of one k x k conv) is not measured,
+  # claim 1 keeps its exponents but not the taps per position of a k x k conv.
+  recs = [_design(k, 'seed_dilated', 0.01 * k) for k in (3, 5, 7)]
+  res = analysis.analyze(recs, None)
+  assert res['claims'][1]['verdict'] == claims.NOT_MEASURED and 'dilated' in res['claims'][1][
+      'evidence']
+  assert 'real taps' not in res['claims'][0]['evidence']
+  assert res['same_receptive_field'] == [] and len(res['answer']) == 3
+  # A design that cannot be built at k is not predicted there, by any law.
+  for model in analysis.PREDICTION_MODELS:
+    [p] = analysis.predict(recs, 6, model)
+    assert 'step_s' not in p and 'odd' in p.get('reason', ''), p
+  # At k=3 stacked and dilated are the plain network: nothing to say.
+  recs = [_design(3, 'seed', 0.010), _design(3, 'seed_dilated', 0.0099),
+          _design(3, 'seed_stacked', 0.0101)]
+  assert claims.design_sentence(analysis.same_receptive_field(recs)) is None
+  # Within 5% of the plain step is no win.
+  recs = [_design(5, 'seed', 0.020), _design(5, 'seed_spatial', 0.0196)]
+  s = claims.design_sentence(analysis.same_receptive_field(recs))
+  assert 'No design beat the plain 5×5 conv by more than 5%' in s and 'cheapest' not in s
+  # Other load on a compared point, and a plain twin run as XLA's loop, are said.
+  recs = [_design(5, 'seed', 0.020, conv_impl={'conv2/backward_input': _LOOP}),
+          _design(5, 'seed_dilated', 0.010, other_cpu_share=0.3)]
+  s = claims.design_sentence(analysis.same_receptive_field(recs))
+  assert "plain ran a convolution as XLA's unoptimized loop" in s
+  assert 'other processes took 30% of the CPU while 1 of these 2 points was timed' in s
+  # The phase plot gives each design its own bar.
+  recs = [dict(_design(k, m, 0.01), phase_s={'conv2/forward': 0.005})
+          for m in ('seed', 'seed_dilated') for k in (3, 5)]
+  labels, barh = [], plots.plt.Axes.barh
+  monkeypatch.setattr(plots.plt.Axes, 'barh',
+                      lambda self, y, *a, **kw: labels.append(list(y)) or barh(self, y, *a, **kw))
+  assert plots.phases(recs, str(tmp_path / 'phases.png'))
+  assert len(set(labels[0])) == 4, labels[0]

@@ -73,11 +73,23 @@ def test_xla_cpu_computes_the_depthwise_filter_gradient_densely():
   # What this jaxlib's XLA:CPU does (the report's "XLA / model FLOPs"): the
   # depthwise conv's filter gradient runs as a dense 32 -> 32 conv, 32 times its
   # work; everything else matches the count.
+  if jax.default_backend() != 'cpu':
+    pytest.skip('XLA:CPU only')
   B, k = 16, 5
   d = flops.layer_flops((32, 64), k, 'SAME', B, block='separable')
   dense_extra = 31 * d['conv2dw/backward_filter']
   xla = _xla_flops(k, 'SAME', B, 'seed_separable')
-  if jax.default_backend() != 'cpu':
-    pytest.skip('XLA:CPU only')
   want = flops.summarize(d)['analytic_flops'] + dense_extra
   assert abs(xla - want) / xla < 0.02, (xla, want)
+
+
+@pytest.mark.parametrize('block,k,padding,hw,c', [
+    ('separable', 5, 'VALID', 28, 1), ('separable', 4, 'SAME', 28, 1),
+    ('separable', 5, 'SAME', 32, 3), ('stacked', 7, 'SAME', 32, 3),
+    ('spatial', 4, 'VALID', 28, 1), ('dilated', 7, 'VALID', 32, 3)])
+def test_design_param_counts_for_other_inputs_and_even_k(block, k, padding, hw, c):
+  model = 'seed' if block == 'plain' else f'seed_{block}'
+  module = models.build(model, k, padding, 'float32', hw, c)
+  shapes = jax.eval_shape(module.init, jax.random.PRNGKey(0), jax.numpy.zeros((1, hw, hw, c)))
+  n = sum(x.size for x in jax.tree_util.tree_leaves(shapes))
+  assert flops.param_count((32, 64), k, padding, hw, c, block=block) == n

@@ -178,17 +178,20 @@ def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
                  for k, v in impl.items() if k != 'conv2/backward_input'), impl
 
 
-@pytest.mark.parametrize('model,convs', [
-    ('seed_separable', {'conv1', 'conv2dw', 'conv2pw'}),
-    ('seed_stacked', {'conv1', 'conv2a', 'conv2b'}),
-    ('seed_spatial', {'conv1', 'conv2v', 'conv2h'}),
+@pytest.mark.parametrize('model,k,convs', [
+    ('seed_separable', 5, {'conv1', 'conv2dw', 'conv2pw'}),
+    ('seed_stacked', 5, {'conv1', 'conv2a', 'conv2b'}),
+    # conv2b and conv2c have the same [3, 3, 64, 64] kernel: the op name tells them apart.
+    ('seed_stacked', 7, {'conv1', 'conv2a', 'conv2b', 'conv2c'}),
+    ('seed_spatial', 5, {'conv1', 'conv2v', 'conv2h'}),
+    ('seed_dilated', 5, {'conv1', 'conv2'}),
 ])
-def test_each_conv_of_a_design_gets_its_own_label_per_phase(model, convs):
+def test_each_conv_of_a_design_gets_its_own_label_per_phase(model, k, convs):
   # conv1 and the depthwise conv2dw share a kernel shape at k=5 ([5, 5, 1, 32]);
   # XLA:CPU computes conv2dw's filter gradient as a dense [32, 5, 5, 32] conv.
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
-  module = models.build(model, 5, 'SAME', 'float32')
+  module = models.build(model, k, 'SAME', 'float32')
   state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
   comp = measure.compile_aot(train.train_step, (state, data.synthetic_batch(2, 0)))['compiled']
   m = hlo.parse(comp.as_text())

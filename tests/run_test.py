@@ -71,6 +71,10 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config.model=seed,seed',), 'config.model'),
     (('--config.model=seed,seed_dilated', '--config.kernel_sizes=4'), 'config.kernel_sizes'),
     (('--config.model=seed_separable', '--config.conv_algo=auto'), 'config.conv_algo'),
+    (('--config=' + os.path.join(ROOT, 'experiments', 'backends.py') + ':quick',
+      '--config.model=seed,seed_dilated'), 'config.model'),
+    (('--config=' + os.path.join(ROOT, 'experiments', 'accuracy.py') + ':quick',
+      '--config.profile=False'), '--config.profile: unknown field'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'
