@@ -327,6 +327,14 @@ def designs_section(result: dict) -> list[str]:
     if acc:
       cells.append(_f(r.get('test_accuracy'), '.4f'))
     lines.append('| ' + ' | '.join(cells) + ' |')
+  twins = [r for r in rows if r.get('same_as_plain') and r.get('step_ratio')]
+  if twins:
+    lo, hi = min(r['step_ratio'] for r in twins), max(r['step_ratio'] for r in twins)
+    spread = f'×{lo:.2f}' if f'{lo:.2f}' == f'{hi:.2f}' else f'×{lo:.2f}–{hi:.2f}'
+    lines += ['', f'Control: at k=3 {" and ".join(sorted({r["block"] for r in twins}))} '
+              f'{"is" if len(twins) == 1 else "are"} the plain network itself (one 3×3 conv), timed '
+              f'again: {spread} of the plain step. That is this run\'s noise for one ratio; a '
+              'ratio closer to 1 than that is not a difference.']
   loop = sorted({f'{r["block"]} k={r["k"]}' for r in rows if r['unoptimized_convs']})
   if loop:
     lines += ['', 'These ran a convolution as XLA\'s unoptimized loop (see Measurements): '

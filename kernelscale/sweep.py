@@ -143,8 +143,10 @@ def validate(config) -> list[Point]:
     spec = data.spec(config)
   except data.DataError as e:
     raise ConfigError(str(e)) from None
+  # Several models (experiments/receptive_field.py): each k's designs run one after
+  # another, so the ratios between them are not stretched by drift over the run.
   pts = [Point(m, k, p, config.batch_size, config.dtype)
-         for m, p, k in itertools.product(names, pads, ks)]
+         for p, k, m in itertools.product(pads, ks, names)]
   for pt in pts:
     features = models.MODELS[pt.model].keywords['features']
     try:
