@@ -252,8 +252,8 @@ def _compare_backends(config, workdir: str) -> None:
     _fail(f'config.cpu_conv: {config.cpu_conv!r} has no effect here: this experiment runs each '
           'path of config.compare_cpu_conv in turn')
   try:
-    sweep.validate(config)  # the children's fields, before any child starts
-    if len(sweep.validate_models(config)) > 1:
+    pts = sweep.validate(config)  # the children's fields, before any child starts
+    if len({pt.model for pt in pts}) > 1:
       _fail(f'config.model: {config.model!r}: this experiment compares conv paths on one '
             'network (its speed-up, cached for cpu_conv=auto, is a median over points); give '
             'one model')

@@ -59,8 +59,7 @@ def host_threads() -> int:
 def conv_impls(compiled, platform: str) -> str:
   """The distinct conv implementations in a compiled step, e.g. 'Eigen (XLA CPU convolution)'."""
   from kernelscale import hlo  # pylint: disable=g-import-not-at-top
-  module = hlo.parse(compiled.as_text())
-  impls = hlo.conv_impl(module, hlo.op_labels(module), platform)
+  impls = hlo.conv_impl_of(compiled.as_text(), platform)
   return ' + '.join(sorted(set(impls.values()))) or 'none found'
 
 

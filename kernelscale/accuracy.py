@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernelscale import data, flops, measure, models, pipeline, train
+from kernelscale import data, flops, measure, models, pipeline, records, train
 
 PLOT_FILE = 'accuracy_vs_time.png'
 
@@ -221,13 +221,13 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
   groups: dict[tuple, list[dict]] = {}
   for r in ok:
     groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size'),
-                       r.get('block') or 'plain'), []).append(r)
-  for (padding, dtype, batch, block), rs in groups.items():
+                       records.design(r)), []).append(r)
+  for (padding, dtype, batch, design), rs in groups.items():
     rs = sorted(rs, key=lambda r: r['kernel_size'])
     x = [r['train_wall_s'] for r in rs]
     y = [r['test_accuracy'] for r in rs]
-    design = '' if block == 'plain' else f'{block}, '
-    ax.plot(x, y, marker='o', label=f'{design}{padding}, {dtype}, batch {batch}')
+    ax.plot(x, y, marker='o', label=f'{design.strip()}{", " if design else ""}{padding}, '
+                                    f'{dtype}, batch {batch}')
     for r, xi, yi in zip(rs, x, y):
       ax.annotate(f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(4, 4),
                   fontsize=8)
@@ -269,9 +269,8 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
            '(% of epoch) | compute s | compile s |',
            '|---:|---|---:|---:|---:|---:|---:|---:|']
   for r in ok:
-    block = r.get('block') or 'plain'
-    k = f'{r["kernel_size"]}' + ('' if block == 'plain' else f' {block}')
-    lines.append(f'| {k} | {r["padding"]} | {r["test_accuracy"]:.4f} | '
+    lines.append(f'| {r["kernel_size"]}{records.design(r)} | {r["padding"]} | '
+                 f'{r["test_accuracy"]:.4f} | '
                  f'{r["train_loss"]:.4f} | {r["epoch_s"]:.1f} | {r["data_wait_s"]:.3f} '
                  f'({_pct(r["data_wait_s"], r["epoch_s"])}) | {r["compute_s"]:.1f} | '
                  f'{r["compile_s"]:.2f} |')

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from kernelscale import claims, flops, hlo, models
+from kernelscale import claims, flops, hlo, models, records
 
 FIT_METRICS = ('step_s_median', 'xla_flops', 'xla_bytes_accessed', 'temp_bytes', 'compile_s',
                'analytic_flops', 'analytic_conv_flops')
@@ -277,9 +277,9 @@ def _where_all(ok: Sequence[dict]) -> list[tuple[dict, str]]:
   return [(r, f'{g} k={r["kernel_size"]}') for g, rs in group_points(ok).items() for r in rs]
 
 
-def point_key(r: dict) -> list:
+def point_key(r: dict, fields: Sequence[str] = GROUP_FIELDS) -> list:
   """What tells one point of a run from another: padding, k and the fit-group fields."""
-  return [r.get('padding'), r.get('kernel_size')] + [str(r.get(f)) for f in GROUP_FIELDS]
+  return [r.get('padding'), r.get('kernel_size')] + [str(r.get(f)) for f in fields]
 
 
 def _point(r: dict, p: float | None, where: str) -> dict:
@@ -420,17 +420,16 @@ def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
   """
   by: dict[tuple, list[dict]] = {}
   for r in ok:
-    key = (r.get('padding'), r.get('kernel_size')) + tuple(str(r.get(f)) for f in _DESIGN_FIELDS)
-    by.setdefault(key, []).append(r)
+    by.setdefault(tuple(point_key(r, _DESIGN_FIELDS)), []).append(r)
   ratio = lambda a, b: a / b if a and b else None  # noqa: E731
   rows = []
   for rs in by.values():
-    plain = next((r for r in rs if r.get('block', 'plain') == 'plain'), None)
+    plain = next((r for r in rs if records.block(r) == 'plain'), None)
     if plain is None or len(rs) < 2:
       continue
     for r in rs:
       rows.append({
-          'padding': r['padding'], 'k': r['kernel_size'], 'block': r.get('block', 'plain'),
+          'padding': r['padding'], 'k': r['kernel_size'], 'block': records.block(r),
           'model': r.get('model'), 'step_s': r['step_s_median'],
           'step_ratio': ratio(r['step_s_median'], plain['step_s_median']),
           'analytic_flops_ratio': ratio(r.get('analytic_flops'), plain.get('analytic_flops')),
@@ -440,7 +439,8 @@ def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
           'plain_test_accuracy': plain.get('test_accuracy'), 'epoch_s': r.get('epoch_s'),
           'unoptimized_convs': unoptimized_convs(r), 'other_cpu_share': r.get('other_cpu_share'),
           # stacked and dilated at k=3 are one 3x3 conv: the plain network itself.
-          'same_as_plain': r.get('block') in models.ODD_BLOCKS and r['kernel_size'] == 3})
+          'same_as_plain': records.block(r) != 'plain' and models.same_as_plain(
+              records.block(r), r['kernel_size'])})
   order = {b: i for i, b in enumerate(models.BLOCKS)}
   return sorted(rows, key=lambda x: (x['padding'], x['k'], order.get(x['block'], 99)))
 
@@ -471,7 +471,8 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
                               'linear_step_s_vs_xla_flops': linear_fit(*zip(*xs)) if xs else None}
   loo = leave_one_out(ok)
   best = choose_model(loo)
-  everyone = leave_one_out(ok, set_apart=False)
+  # Without any point set apart the two are the same computation.
+  everyone = leave_one_out(ok, set_apart=False) if any(unoptimized_convs(r) for r in ok) else loo
   skipped = None
   if best is None and choose_model(everyone) is not None:
     # Setting the unoptimized-loop points apart left no law to fit: a law

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kernelscale import device, flops, models
+from kernelscale import device, flops, models, records
 
 HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED = 'holds', 'partly holds', 'does not hold', 'not measured'
 VOCABULARY = (HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED)
@@ -65,7 +65,7 @@ def primary_group(groups: dict[str, list[dict]]) -> str | None:
   cands = [g for g in groups if n_k(g) >= 2]
   # The question is about one k x k conv: a same-receptive-field design
   # (models.BLOCKS) is the primary group only when no plain group is there.
-  plain = [g for g in cands if groups[g][0].get('block', 'plain') == 'plain']
+  plain = [g for g in cands if records.block(groups[g][0]) == 'plain']
   cands = plain or cands
   same = [g for g in cands if groups[g][0]['padding'] == 'SAME']
   pool = same or cands
@@ -100,7 +100,7 @@ def taps_per_position(rec: dict) -> float | None:
   From analytic_phase_flops: forward MACs / (output positions × c_in × c_out).
   """
   layers, per = conv_shapes(rec), rec.get('analytic_phase_flops')
-  if not layers or not per or (rec.get('block') or 'plain') != 'plain':
+  if not layers or not per or records.block(rec) != 'plain':
     return None  # a design of models.BLOCKS has other convs than one k x k per layer
   macs = sum(per.get(f'{l.name}/forward', 0.0) / 2 for l in layers)
   slots = sum(rec['batch_size'] * l.out_hw ** 2 * l.c_in * l.c_out for l in layers)
@@ -157,7 +157,7 @@ def claim_filters(groups, g) -> dict:
   if g is None:
     return _claim(2, NOT_MEASURED, 'needs at least two kernel sizes in one group', {})
   lo, hi = _ends(groups[g])
-  if (lo.get('block') or 'plain') != 'plain':
+  if records.block(lo) != 'plain':
     return _claim(2, NOT_MEASURED, f'{g}: the claim is about one k×k conv per layer; this group '
                   f'is the {lo["block"]} design (models.BLOCKS), whose convs are not k×k', {})
   mults = []

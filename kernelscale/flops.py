@@ -39,10 +39,6 @@ def valid_taps_1d(size: int, kernel: int, padding: str, stride: int = 1,
   return total
 
 
-def _out_size(size: int, kernel: int, padding: str, dilation: int) -> int:
-  return size if padding == 'SAME' else size - (kernel - 1) * dilation
-
-
 def layer_flops(features: Sequence[int], kernel_size: int, padding: str,
                 batch_size: int, input_hw: int = 28, channels: int = 1,
                 hidden: int = 128, num_classes: int = 10,
@@ -61,8 +57,7 @@ def layer_flops(features: Sequence[int], kernel_size: int, padding: str,
     taps = (valid_taps_1d(op.in_h, kh, padding, dilation=d) *
             valid_taps_1d(op.in_w, kw, padding, dilation=d))
     mac = 2.0 * B * taps * (op.c_in // op.groups) * op.c_out
-    n_out = (B * _out_size(op.in_h, kh, padding, d) * _out_size(op.in_w, kw, padding, d)
-             * op.c_out)
+    n_out = B * op.out_h * op.out_w * op.c_out
     out[f'{op.name}/forward'] = mac
     if not op.first:
       out[f'{op.name}/backward_input'] = mac

@@ -536,6 +536,12 @@ def _not_eigen(conv: Instr) -> str | None:
   return '; '.join(why) or None
 
 
+def conv_impl_of(text: str, platform: str) -> dict[str, str]:
+  """conv_impl of an optimized-HLO text (compiled.as_text()), labels included."""
+  module = parse(text)
+  return conv_impl(module, op_labels(module), platform)
+
+
 def conv_impl(module: Module, labels: dict[str, str], platform: str) -> dict[str, str]:
   """"convN/phase" -> implementation string for every convolution in the program.
 

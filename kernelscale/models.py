@@ -145,7 +145,7 @@ class ConvNet(nn.Module):
   NHWC before the dense classifier, whose parameters are nn.Dense's on
   NHWC's flattening. `block` (BLOCKS) replaces every conv layer after the
   first by a design with the same receptive field; its convs are named
-  `conv_ops` names (conv2a, conv2b, ... / conv2dw, conv2pw / conv2v, conv2h).
+  `layer_ops` names (conv2a, conv2b, ... / conv2dw, conv2pw / conv2v, conv2h).
   """
   features: Sequence[int] = (32, 64)
   kernel_size: int = 3
@@ -165,11 +165,10 @@ class ConvNet(nn.Module):
       algo = self.conv_algos[i] if self.conv_algos else 'xla'
       x = convs.to_layout(x, layout, convs.layout(algo))
       layout = convs.layout(algo)
-      if algo == 'xla' and i > 0 and self.block != 'plain':
-        x = _block(x, f, k, self.padding, self.block, self.dtype, f'conv{i + 1}')
-      elif algo == 'xla':
-        x = nn.Conv(f, (k, k), strides=(1, 1), padding=self.padding,
-                    dtype=self.dtype, name=f'conv{i + 1}')(x)
+      if algo == 'xla':
+        ops = layer_ops(f'conv{i + 1}', x.shape[1], x.shape[-1], f, k, self.padding,
+                        'plain' if i == 0 else self.block, first=i == 0)
+        x = apply_ops(x, ops, self.padding, self.dtype)
       else:
         x = AlgoConv(f, k, self.padding, algo, self.dtype, name=f'conv{i + 1}')(x)
       x = nn.relu(x)
@@ -180,29 +179,6 @@ class ConvNet(nn.Module):
     x = nn.relu(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype, name='dense2')(x)
     return x.astype(jnp.float32)
-
-
-def _block(x, f: int, k: int, padding: str, block: str, dtype, name: str):
-  """One conv layer's replacement (see the module docstring); names as conv_ops'."""
-  conv = functools.partial(nn.Conv, padding=padding, dtype=dtype)
-  if block == 'stacked':
-    n = (k - 1) // 2
-    for j in range(n):
-      x = conv(f, (3, 3), name=f'{name}{chr(ord("a") + j)}')(x)
-      if j < n - 1:
-        x = nn.relu(x)
-    return x
-  if block == 'separable':
-    c = x.shape[-1]
-    x = conv(c, (k, k), feature_group_count=c, name=f'{name}dw')(x)
-    return conv(f, (1, 1), name=f'{name}pw')(x)
-  if block == 'spatial':
-    x = conv(f, (k, 1), name=f'{name}v')(x)
-    return conv(f, (1, k), name=f'{name}h')(x)
-  if block == 'dilated':
-    d = (k - 1) // 2
-    return conv(f, (3, 3), kernel_dilation=(d, d), name=name)(x)
-  raise ValueError(f'block: unknown block {block!r}; known: {BLOCKS}')
 
 
 MODELS = {
@@ -221,10 +197,12 @@ def block_of(model: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ConvOp:
-  """One convolution of the network: what flops.layer_flops counts."""
+  """One convolution of the network: what ConvNet builds and flops.layer_flops counts."""
   name: str          # flax module name: conv1, conv2a, conv2dw, ...
   in_h: int
   in_w: int
+  out_h: int
+  out_w: int
   c_in: int
   c_out: int
   kernel: tuple[int, int]   # (kh, kw)
@@ -234,31 +212,60 @@ class ConvOp:
   relu_after: bool = False  # a ReLU inside the block follows it
 
 
-def conv_ops(features: Sequence[int], kernel_size: int, padding: str, input_hw: int,
-             channels: int, block: str = 'plain') -> list[ConvOp]:
-  """Every convolution of the network, in order, with its input shape."""
+def same_as_plain(block: str, kernel_size: int) -> bool:
+  """True where the design is one k x k conv itself (stacked and dilated at k=3)."""
+  return block == 'plain' or (block in ODD_BLOCKS and kernel_size == 3)
+
+
+def layer_ops(name: str, hw: int, c: int, f: int, kernel_size: int, padding: str,
+              block: str = 'plain', first: bool = False) -> list[ConvOp]:
+  """The convolutions of one conv layer (input hw x hw x c, f outputs) in a design of BLOCKS."""
   k = kernel_size
   check_block(block, k)
-  out = []
-  for i, layer in enumerate(conv_layers(features, k, padding, input_hw, channels)):
-    hw, c, f, name = layer.in_hw, layer.c_in, layer.c_out, layer.name
-    if i == 0 or block == 'plain':
-      out.append(ConvOp(name, hw, hw, c, f, (k, k), first=i == 0))
-    elif block == 'stacked':
-      n = (k - 1) // 2
-      for j in range(n):
-        side = hw if padding == 'SAME' else hw - 2 * j
-        out.append(ConvOp(f'{name}{chr(ord("a") + j)}', side, side, c if j == 0 else f, f,
-                          (3, 3), relu_after=j < n - 1))
-    elif block == 'separable':
-      out.append(ConvOp(f'{name}dw', hw, hw, c, c, (k, k), groups=c))
-      out.append(ConvOp(f'{name}pw', layer.out_hw, layer.out_hw, c, f, (1, 1)))
-    elif block == 'spatial':
-      out.append(ConvOp(f'{name}v', hw, hw, c, f, (k, 1)))
-      out.append(ConvOp(f'{name}h', layer.out_hw, hw, f, f, (1, k)))
-    elif block == 'dilated':
-      out.append(ConvOp(name, hw, hw, c, f, (3, 3), dilation=(k - 1) // 2))
-  return out
+  side = lambda n, span: n if padding == 'SAME' else n - span + 1  # noqa: E731
+  out = side(hw, k)
+  if block == 'plain':
+    return [ConvOp(name, hw, hw, out, out, c, f, (k, k), first=first)]
+  if block == 'stacked':
+    n = (k - 1) // 2
+    return [ConvOp(f'{name}{chr(ord("a") + j)}', side(hw, 2 * j + 1), side(hw, 2 * j + 1),
+                   side(hw, 2 * j + 3), side(hw, 2 * j + 3), c if j == 0 else f, f, (3, 3),
+                   relu_after=j < n - 1) for j in range(n)]
+  if block == 'separable':
+    return [ConvOp(f'{name}dw', hw, hw, out, out, c, c, (k, k), groups=c),
+            ConvOp(f'{name}pw', out, out, out, out, c, f, (1, 1))]
+  if block == 'spatial':
+    return [ConvOp(f'{name}v', hw, hw, out, hw, c, f, (k, 1)),
+            ConvOp(f'{name}h', out, hw, out, out, f, f, (1, k))]
+  return [ConvOp(name, hw, hw, out, out, c, f, (3, 3), dilation=(k - 1) // 2)]  # dilated
+
+
+def apply_ops(x, ops: Sequence[ConvOp], padding: str, dtype):
+  """Runs layer_ops' convolutions with nn.Conv (inside a compact module)."""
+  for op in ops:
+    x = nn.Conv(op.c_out, op.kernel, padding=padding, kernel_dilation=(op.dilation,) * 2,
+                feature_group_count=op.groups, dtype=dtype, name=op.name)(x)
+    if op.relu_after:
+      x = nn.relu(x)
+  return x
+
+
+def conv_ops(features: Sequence[int], kernel_size: int, padding: str, input_hw: int,
+             channels: int, block: str = 'plain') -> list[ConvOp]:
+  """Every convolution of the network, in order (the first layer stays k x k)."""
+  check_block(block, kernel_size)
+  return [op for i, l in enumerate(conv_layers(features, kernel_size, padding, input_hw,
+                                               channels))
+          for op in layer_ops(l.name, l.in_hw, l.c_in, l.c_out, kernel_size, padding,
+                              'plain' if i == 0 else block, first=i == 0)]
+
+
+def check_algo(model: str, conv_algo: str) -> None:
+  """Raises ValueError (naming conv_algo) when conv_algo is not xla for a design of BLOCKS."""
+  block = block_of(model)
+  if block != 'plain' and conv_algo != 'xla':
+    raise ValueError(f'conv_algo: {conv_algo!r} applies to plain k x k convs only; model '
+                     f'{model!r} uses the {block} block (use conv_algo=xla)')
 
 
 def check_block(block: str, kernel_size: int) -> None:
@@ -360,9 +367,7 @@ def build(model: str, kernel_size: int, padding: str, dtype: str,
     raise ValueError(f'model: unknown model {model!r}; known: {sorted(MODELS)}')
   module = MODELS[model](kernel_size=kernel_size, padding=padding, dtype=DTYPES[dtype])
   check_block(module.block, kernel_size)
-  if module.block != 'plain' and conv_algo != 'xla':
-    raise ValueError(f'conv_algo: {conv_algo!r} applies to plain k x k convs only; model '
-                     f'{model!r} uses the {module.block} block (use conv_algo=xla)')
+  check_algo(model, conv_algo)
   layers = conv_layers(module.features, kernel_size, padding, input_hw, channels)
   algos = choose_algos(layers, kernel_size, dtype, conv_algo,
                      platform or jax.default_backend())

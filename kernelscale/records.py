@@ -16,10 +16,14 @@ def _clean(value):
   return value
 
 
+def block(record: dict) -> str:
+  """The record's design (models.BLOCKS); 'plain' for records written before designs existed."""
+  return record.get('block') or 'plain'
+
+
 def design(record: dict) -> str:
   """'' for the plain k x k network, else ' <block>' (models.BLOCKS): what tells designs apart."""
-  block = record.get('block') or 'plain'
-  return '' if block == 'plain' else f' {block}'
+  return '' if block(record) == 'plain' else f' {block(record)}'
 
 
 def point_label(record: dict) -> str:

@@ -6,7 +6,7 @@ import json
 import math
 import os
 
-from kernelscale import accuracy, convs, delta, device
+from kernelscale import accuracy, convs, delta, device, records
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -19,8 +19,7 @@ TABLE_COLUMNS = ('k', 'padding', 'compile s', 'step ms median (p10–p90)', 'XLA
 
 def _k_cell(r: dict) -> str:
   """k, with the design when it is not one plain k x k conv (models.BLOCKS)."""
-  block = r.get('block') or 'plain'
-  return str(r.get('kernel_size')) + ('' if block == 'plain' else f' {block}')
+  return str(r.get('kernel_size')) + records.design(r)
 
 
 def table_rows(recs: list[dict]) -> list[list[str]]:

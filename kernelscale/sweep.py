@@ -118,11 +118,11 @@ def validate(config) -> list[Point]:
     raise ConfigError(f'config.conv_algo: unknown value {config.conv_algo!r}; use one of '
                       f'{convs.CONV_ALGOS} (xla: nn.Conv as written; auto: a faster '
                       'algorithm per layer, see kernelscale/convs.py)')
-  blocked = [m for m in names if models.block_of(m) != 'plain']
-  if config.get('conv_algo', 'xla') != 'xla' and blocked:
-    raise ConfigError(f'config.conv_algo: {config.conv_algo!r} applies to plain k x k convs '
-                      f'only; {blocked[0]!r} uses the {models.block_of(blocked[0])} block '
-                      '(use conv_algo=xla)')
+  for m in names:
+    try:
+      models.check_algo(m, config.get('conv_algo', 'xla'))
+    except ValueError as e:
+      raise ConfigError(f'config.{e}') from None
   if config.get('malloc', 'auto') not in device.MALLOC_CHOICES:
     raise ConfigError(f'config.malloc: unknown value {config.malloc!r}; use one of '
                       f'{device.MALLOC_CHOICES}')
@@ -282,9 +282,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
     # Which implementation ran each convolution, from the optimized HLO (the
     # profile computes it too): the analysis sets apart XLA's unoptimized loop.
     try:
-      module = hlo.parse(compiled.as_text())
-      rec['conv_impl'] = hlo.conv_impl(module, hlo.op_labels(module),
-                                       jax.default_backend()) or None
+      rec['conv_impl'] = hlo.conv_impl_of(compiled.as_text(), jax.default_backend()) or None
     except Exception as e:  # pylint: disable=broad-except  (a timed point must not be lost)
       rec['conv_impl'] = None
       notes.append(f'conv_impl is null: reading the optimized HLO failed ({type(e).__name__}: {e})')

@@ -111,7 +111,8 @@ class _Block(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return models._block(x, 8, self.k, 'SAME', self.block, jnp.float32, 'conv2')
+    ops = models.layer_ops('conv2', x.shape[1], x.shape[-1], 8, self.k, 'SAME', self.block)
+    return models.apply_ops(x, ops, 'SAME', jnp.float32)
 
 
 @pytest.mark.parametrize('k', [3, 5, 7])
