@@ -386,8 +386,10 @@ def _evidence(module: Module, ins: Instr, kernels) -> tuple[int, str] | None:
       return _RANK['bias'], 'dense/backward' if back else 'dense/forward'
     if ins.opcode in _ALGO_OPS:
       # A conv layer computed without a convolution op (convs._dft_whbc's
-      # matmuls, convs.taps_conv's multiply-adds). dft's backward computes the
-      # input and filter gradients from shared stages: one phase, `<conv>/backward`.
+      # matmuls, convs.taps_conv's multiply-adds, or a 1x1 conv such as the
+      # separable design's conv2pw, whose gradients XLA rewrites as dots). dft's
+      # backward computes the input and filter gradients from shared stages, and a
+      # dot does not say which gradient it is: one phase, `<conv>/backward`.
       return _RANK['conv'], f'{name}/backward' if back else f'{name}/forward'
     last = s.rsplit('/', 1)[-1]
     if back and last == 'reduce_sum':

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib.text import Text  # pylint: disable=g-import-not-at-top,wrong-import-position
+from matplotlib.transforms import Bbox  # pylint: disable=g-import-not-at-top,wrong-import-position
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogFormatter, NullFormatter, NullLocator  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from kernelscale import analysis, convs, records  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -24,7 +26,7 @@ PHASE_GROUPS = (
     ('conv forward', lambda k: k.startswith('conv') and k.endswith('/forward')),
     ('conv backward-input', lambda k: k.startswith('conv') and k.endswith('/backward_input')),
     ('conv backward-filter', lambda k: k.startswith('conv') and k.endswith('/backward_filter')),
-    ('conv backward (dft: input+filter)', lambda k: k.startswith('conv') and k.endswith('/backward')),
+    ('conv backward (input and filter not told apart)', lambda k: k.startswith('conv') and k.endswith('/backward')),
     ('dense', lambda k: k.startswith('dense')),
     ('pooling', lambda k: k.startswith('pooling')),
     ('activation', lambda k: k.startswith('activation')),
@@ -147,6 +149,23 @@ def compile_vs_step(groups: dict[str, list[dict]], path: str) -> str:
   return _save(fig, path)
 
 
+def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
+  """Moves each point label away from its point (on its side) until it covers no marker or earlier label."""
+  fig.canvas.draw()  # settles autoscaled limits, so data-to-pixel transforms are final
+  renderer = fig.canvas.get_renderer()
+  # The markers themselves: a label must not cover another point either.
+  placed = [Bbox.from_extents(*(t.axes.transData.transform(t.xy) - 6),
+                              *(t.axes.transData.transform(t.xy) + 6)) for t in labels]
+  for t in labels:
+    sign = 1 if t.xyann[1] >= 0 else -1
+    text_box = lambda: Text.get_window_extent(t, renderer)  # noqa: E731  (the text, not its leader)
+    for _ in range(tries):
+      if not any(text_box().expanded(1.05, 1.1).overlaps(b) for b in placed):
+        break
+      t.xyann = (t.xyann[0], t.xyann[1] + sign * step)
+    placed.append(text_box())
+
+
 def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict | None,
              path: str) -> str | None:
   """Achieved FLOP/s against arithmetic intensity under the measured roofs; None without ceilings."""
@@ -156,10 +175,14 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
   peak, bw = ceilings['ceiling_flops_per_s'], ceilings['ceiling_bytes_per_s']
   by_point = {tuple(p['key']): p for p in roof}
   fig, ax = plt.subplots(figsize=(7.5, 5))
-  ints = []
+  ints, labels = [], []
   bounds = {p.get('bound') for p in roof if p.get('intensity_flops_per_byte')}
   # One bound for every point is said once, in the legend; labels then hold only k.
   common = next(iter(bounds)) if len(bounds) == 1 else None
+  # Many groups (experiments/receptive_field.py) crowd the plot: labels hold only k.
+  brief = common is not None or len(groups) > 2
+  how = (f'label: k; all {common}-bound' if common else
+         'label: k; bounds in report.md\'s roofline table' if brief else 'label: k, bound')
   for i, (g, rs) in enumerate(groups.items()):
     pts = [by_point.get(tuple(analysis.point_key(r))) for r in rs]
     pts = [p for p in pts if p and p.get('intensity_flops_per_byte')]
@@ -167,16 +190,19 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
     y = [p['achieved_flops_per_s'] / 1e9 for p in pts]
     ints += x
     ax.plot(x, y, MARKERS[i % len(MARKERS)],
-            label=f'{g} train step (label: k' + (f'; all {common}-bound)' if common else ', bound)'))
-    # Groups label on alternate sides, and points within a group alternate up
-    # and down, so that nearby points stay legible.
+            label=f'{g} train step ({how})')
+    # Groups label on alternate sides (above, below), centred on their point;
+    # _separate_labels then moves labels that would run into each other.
     above = i % 2 == 0
-    for j, (p, xi, yi) in enumerate(zip(pts, x, y)):
-      dy = 5 + 8 * (j % 2)
-      ax.annotate(f'k={p["kernel_size"]}' + ('' if common else f' {p.get("bound") or ""}'),
-                  (xi, yi), textcoords='offset points',
-                  xytext=(-5, dy) if above else (5, -6 - dy),
-                  ha='right' if above else 'left', fontsize=7, color=ax.lines[-1].get_color())
+    for p, xi, yi in zip(pts, x, y):
+      labels.append(ax.annotate(
+          f'k={p["kernel_size"]}' + ('' if brief else f' {p.get("bound") or ""}'),
+          (xi, yi), textcoords='offset points', xytext=(0, 5 if above else -5),
+          ha='center', va='bottom' if above else 'top', fontsize=7,
+          color=ax.lines[-1].get_color(),
+          # a thin leader, visible once _separate_labels has moved the label away
+          arrowprops={'arrowstyle': '-', 'lw': 0.4, 'color': ax.lines[-1].get_color(),
+                      'shrinkA': 0, 'shrinkB': 4}))
   ridge = peak / bw
   lo = min(ints + [ridge]) / 10
   hi = max(ints + [ridge]) * 10
@@ -194,6 +220,7 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
   ax.grid(True, which='both', alpha=0.3)
   ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=2)
   ax.set_title('How close does each step come to the measured ceilings?')
+  _separate_labels(fig, labels)
   return _save(fig, path)
 
 

@@ -300,10 +300,17 @@ DESIGN_WORDS = {
 
 
 def designs_section(result: dict) -> list[str]:
-  """'Same receptive field, other designs' (analysis.same_receptive_field); [] without one."""
+  """'Same receptive field, other designs' (analysis.same_receptive_field).
+
+  A run without designs gets a pointer to experiments/receptive_field.py instead.
+  """
   rows = result.get('same_receptive_field') or []
   if not rows:
-    return []
+    return ['## What to do about it', '',
+            '`python run.py --config=experiments/receptive_field.py` times four designs with the '
+            'same k×k receptive field (stacked 3×3, depthwise-separable, k×1 then 1×k, dilated '
+            '3×3) beside this network, and its report compares their step time, FLOPs and '
+            'parameters.', '']
   blocks = [b for b in DESIGN_WORDS if any(r['block'] == b for r in rows)]
   acc = any(r.get('test_accuracy') is not None for r in rows)
   lines = ['## Same receptive field, other designs', '',

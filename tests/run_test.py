@@ -50,6 +50,8 @@ def test_cli_end_to_end_quick(tmp_path):
   assert 'XLA GFLOP' in p.stdout and 'achieved GFLOP/s' in p.stdout
   assert str(wd) in p.stdout
   assert f'--logdir {wd}/tensorboard' in p.stdout and all(r['phase_s'] for r in recs)
+  # No designs in this run: the report points to the experiment that has them.
+  assert 'experiments/receptive_field.py' in (wd / 'report.md').read_text()
 
 
 @pytest.mark.parametrize('args,field', [
