@@ -82,7 +82,7 @@ def _prepare() -> None:
     _fail(f'--from_idx: --prepare={_PREPARE.value} needs --from_idx=DIR, the folder of its IDX '
           'files (Fashion-MNIST: apt-get install dataset-fashion-mnist, then '
           '--from_idx=/usr/share/datasets/fashion-mnist)')
-  from kernelscale import prepare  # pylint: disable=g-import-not-at-top
+  from kernelscale.data import prepare  # pylint: disable=g-import-not-at-top
   try:
     out = prepare.prepare_from_idx(_PREPARE.value, _FROM_IDX.value, _DATA_DIR.value)
   except prepare.PrepareError as e:
@@ -119,12 +119,14 @@ def main(argv):
 
   # XLA reads XLA_FLAGS once, when jax initialises its backend: choose the
   # CPU conv path first, and import jax-using modules only afterwards.
-  from kernelscale import device  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
   try:
-    backend = device.configure(config.cpu_conv, config.get('malloc', 'auto'))
-  except device.DeviceConfigError as e:
+    backend = host.configure(config.cpu_conv, config.get('malloc', 'auto'))
+  except host.DeviceConfigError as e:
     _fail(str(e))
-  from kernelscale import models, profiling, report, sweep  # pylint: disable=g-import-not-at-top
+  from kernelscale.net import models  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import profiling, sweep
+  from kernelscale.report import markdown
   try:
     sweep.validate(config)
     sweep.check_workdir(workdir)
@@ -138,8 +140,8 @@ def main(argv):
   except KeyboardInterrupt:
     _interrupted(workdir)
   print()
-  print(report.text_table(recs))
-  md = report.write_results_md(recs, workdir)
+  print(markdown.text_table(recs))
+  md = markdown.write_results_md(recs, workdir)
   print(f'\nresults: {os.path.join(os.path.abspath(workdir), "results.jsonl")}')
   print(f'summary: {os.path.abspath(md)}')
   tb = profiling.tensorboard_command(workdir)
@@ -147,7 +149,7 @@ def main(argv):
     print(f'traces:  {tb}')
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)
-  from kernelscale import ceilings  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import ceilings  # pylint: disable=g-import-not-at-top
   try:
     # Best of many calls: other processes on a shared machine only slow calls
     # down, and the report flags a median far below the best.
@@ -166,7 +168,9 @@ def _report_only(workdir):
   path = os.path.join(workdir, 'results.jsonl')
   if not os.path.isfile(path):
     _fail(f'--workdir: no results.jsonl in {workdir!r}; run a sweep there first')
-  from kernelscale import ceilings, records, report  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import ceilings  # pylint: disable=g-import-not-at-top
+  from kernelscale import records
+  from kernelscale.report import markdown
   try:
     recs = records.load(path)
   except ValueError as e:
@@ -181,15 +185,16 @@ def _report_only(workdir):
           'backends.md there; --report_only works on each <path>-roundN folder inside it')
   ok = [r for r in recs if r.get('status') == 'ok']
   key = ceilings.device_key(ok[0].get('platform'), ok[0].get('device_kind')) if ok else None
-  print(report.text_table(recs))
-  report.write_results_md(recs, workdir)
+  print(markdown.text_table(recs))
+  markdown.write_results_md(recs, workdir)
   _analyse(recs, workdir, ceilings.load(workdir).get(key))
 
 
 def _analyse(recs, workdir, ceil):
   """Writes analysis.json, report.md and plots; prints the answer, paths and --predict."""
-  from kernelscale import analysis, report  # pylint: disable=g-import-not-at-top
-  out = report.write_all(recs, workdir, ceil, predict_k=_PREDICT.value)
+  from kernelscale.analysis import fits  # pylint: disable=g-import-not-at-top
+  from kernelscale.report import markdown
+  out = markdown.write_all(recs, workdir, ceil, predict_k=_PREDICT.value)
   res = out['analysis']
   print('\n' + ' '.join(res['answer']))
   for c in res['claims']:
@@ -216,11 +221,11 @@ def _analyse(recs, workdir, ceil):
         print(f'{head} none ({p["reason"]})')
       elif p['lo_s'] is None:
         print(f'{head} {p["step_s"] * 1e3:.1f} ms (no interval: too few points) '
-              f'[{analysis.MODEL_WORDS[p["model"]]}]')
+              f'[{fits.MODEL_WORDS[p["model"]]}]')
       else:
         print(f'{head} {p["step_s"] * 1e3:.1f} ms, {p["interval"]:.0%} interval '
               f'{p["lo_s"] * 1e3:.1f}–{p["hi_s"] * 1e3:.1f} ms '
-              f'[{analysis.MODEL_WORDS[p["model"]]}, measured k={p["measured_k"]}]')
+              f'[{fits.MODEL_WORDS[p["model"]]}, measured k={p["measured_k"]}]')
   print(f'analysis: {os.path.abspath(out["analysis_json"])}')
   print(f'report: {os.path.abspath(out["report_md"])}')
 
@@ -244,9 +249,10 @@ def _interrupted(workdir: str) -> None:
 
 def _compare_backends(config, workdir: str) -> None:
   """experiments/backends.py: each CPU conv path in its own child process."""
-  from kernelscale import backends, device, models, sweep  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import conv_paths, host, sweep  # pylint: disable=g-import-not-at-top
+  from kernelscale.net import models
   for path in config.compare_cpu_conv:
-    if path not in device.CPU_CONV_CHOICES[1:]:
+    if path not in host.CPU_CONV_CHOICES[1:]:
       _fail(f'config.compare_cpu_conv: unknown path {path!r}; use ynnpack and/or eigen')
   if config.cpu_conv != 'auto':
     _fail(f'config.cpu_conv: {config.cpu_conv!r} has no effect here: this experiment runs each '
@@ -262,7 +268,7 @@ def _compare_backends(config, workdir: str) -> None:
     _fail(str(e))
   print(f'workdir: {os.path.abspath(workdir)}')
   try:
-    _, md = backends.run(config, workdir)
+    _, md = conv_paths.run(config, workdir)
   except RuntimeError as e:
     _fail(str(e))
   print()

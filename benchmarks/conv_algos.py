@@ -1,4 +1,4 @@
-"""Each conv algorithm of kernelscale/convs.py, per seed-net layer and k: checks auto's rule.
+"""Each conv algorithm of kernelscale/net/convs.py, per seed-net layer and k: checks auto's rule.
 
 For each kernel size and each conv layer of the seed network (conv1: 28x28x1
 -> 32, conv2: 14x14x32 -> 64, batch 128, float32), times one jit-compiled
@@ -23,9 +23,8 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import cli  # pylint: disable=g-import-not-at-top
+from kernelscale import cli  # pylint: disable=g-import-not-at-top
 
 LAYERS = (('conv1', 28, 1, 32), ('conv2', 14, 32, 64))
 
@@ -42,11 +41,11 @@ def main() -> None:
   ks = cli.kernel_sizes(a.kernel_sizes)
   cli.at_least(a, ('batch_size', 'rounds', 'steps'))
 
-  from kernelscale import device  # before jax initialises
-  backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
+  from kernelscale.measure import host  # before jax initialises
+  backend = host.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from kernelscale import convs, models  # pylint: disable=g-import-not-at-top
+  from kernelscale.net import convs, models  # pylint: disable=g-import-not-at-top
 
   platform = jax.default_backend()
   print(f'{jax.devices()[0].device_kind}, conv path {backend["cpu_conv_path"] or "n/a"}, '

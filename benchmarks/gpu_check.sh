@@ -36,7 +36,7 @@ echo "== peer: PyTorch eager on the same GPU"
 timeout 90 $PY benchmarks/peer_torch.py --device=cuda 2>&1 | tee "$OUT_DIR/peer.log" || status=1
 
 echo "== ceiling: achieved train-step FLOP/s over measured matmul FLOP/s"
-timeout 120 $PY benchmarks/ceiling.py 2>&1 | tee "$OUT_DIR/ceiling.log" || status=1
+timeout 120 $PY benchmarks/step_vs_ceiling.py 2>&1 | tee "$OUT_DIR/ceiling.log" || status=1
 
 echo "gpu_check: outputs in $OUT_DIR (exit $status)"
 exit $status

@@ -4,7 +4,7 @@ XLA:CPU takes each step's scratch buffer (45-76 MiB for the seed network at
 batch 128) from malloc. glibc serves blocks above its mmap threshold (at most
 32 MiB) with a fresh mmap and unmaps them on free, so every step faults the
 whole buffer in again, page by page. `config.malloc=retain` (run.py's default
-on glibc: kernelscale/device.py) keeps freed memory for reuse instead.
+on glibc: kernelscale/measure/host.py) keeps freed memory for reuse instead.
 
 The setting is per process and cannot be undone, so each mode runs in its own
 child process; the modes alternate, round by round, and each child times every
@@ -28,9 +28,8 @@ import statistics
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import cli  # pylint: disable=g-import-not-at-top
+from kernelscale import cli  # pylint: disable=g-import-not-at-top
 
 MODES = ('system', 'retain')
 DEFAULT_KS, DEFAULT_ALGOS = [3, 5, 7, 9, 11], ['xla', 'auto']
@@ -38,21 +37,23 @@ DEFAULT_KS, DEFAULT_ALGOS = [3, 5, 7, 9, 11], ['xla', 'auto']
 
 def _child(a) -> None:
   """Times every (k, conv_algo) under this process's malloc mode; one JSON line each."""
-  from kernelscale import device
-  device.configure(a.cpu_conv, a.malloc)
+  from kernelscale.measure import host
+  host.configure(a.cpu_conv, a.malloc)
   import jax  # pylint: disable=g-import-not-at-top
-  from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
-  hw, _, c = data.SYNTHETIC_SHAPE
-  batch = data.synthetic_batch(a.batch_size, 0)
+  from kernelscale.data import source  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import timing
+  from kernelscale.net import models, train
+  hw, _, c = source.SYNTHETIC_SHAPE
+  batch = source.synthetic_batch(a.batch_size, 0)
   for k in a.kernel_sizes:
     for algo in a.conv_algos:
       module = models.build('seed', k, 'SAME', 'float32', hw, c, conv_algo=algo)
-      state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
-      compiled = measure.compile_aot(train.train_step, (state, batch))['compiled']
-      _, _, _, times, faults = measure.run_steps(compiled, state, batch, 3, a.steps)
+      state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), source.SYNTHETIC_SHAPE)
+      compiled = timing.compile_aot(train.train_step, (state, batch))['compiled']
+      _, _, _, times, faults = timing.run_steps(compiled, state, batch, 3, a.steps)
       print(json.dumps({'k': k, 'conv_algo': algo, 'step_s': statistics.median(times),
-                        'faults': faults, 'malloc_mode': device.malloc_mode(),
-                        'cpu_conv_path': device.conv_path(os.environ.get('XLA_FLAGS', ''))}),
+                        'faults': faults, 'malloc_mode': host.malloc_mode(),
+                        'cpu_conv_path': host.conv_path(os.environ.get('XLA_FLAGS', ''))}),
             flush=True)
 
 
@@ -70,7 +71,8 @@ def main() -> None:
   ap.add_argument('--malloc', choices=MODES, help=argparse.SUPPRESS)  # set in child processes
   a = ap.parse_args()
   a.kernel_sizes = cli.kernel_sizes(a.kernel_sizes)
-  from kernelscale import convs, device  # pylint: disable=g-import-not-at-top  (no jax import)
+  from kernelscale.net import convs  # pylint: disable=g-import-not-at-top  (no jax import)
+  from kernelscale.measure import host
   given = a.conv_algos
   a.conv_algos = [s.strip() for s in given.split(',') if s.strip()]
   if (not a.conv_algos or any(s not in convs.CONV_ALGOS for s in a.conv_algos)
@@ -80,12 +82,12 @@ def main() -> None:
   if a.malloc:
     _child(a)
     return
-  if device._glibc() is None:  # pylint: disable=protected-access
+  if host._glibc() is None:  # pylint: disable=protected-access
     cli.fail('needs glibc (Linux): config.malloc=retain is a glibc setting')
 
   # One conv path for both modes: cpu_conv=auto is settled here, as run.py settles it
   # under its default malloc (retain on glibc), not by each child under its own mode.
-  path = device.resolve_cpu_conv(a.cpu_conv, 'retain')['cpu_conv_path']
+  path = host.resolve_cpu_conv(a.cpu_conv, 'retain')['cpu_conv_path']
   base = [sys.executable, os.path.abspath(__file__),
           f'--kernel_sizes={",".join(map(str, a.kernel_sizes))}',
           f'--conv_algos={",".join(a.conv_algos)}', f'--batch_size={a.batch_size}',
@@ -129,7 +131,7 @@ def main() -> None:
   full = (a.kernel_sizes == DEFAULT_KS and a.conv_algos == DEFAULT_ALGOS and a.batch_size == 128
           and a.steps >= 10 and a.rounds >= 2)
   if full:
-    path = device.record_malloc_measurement(overall, {'rows': rows, 'rounds': a.rounds,
+    path = host.record_malloc_measurement(overall, {'rows': rows, 'rounds': a.rounds,
                                                       'cpu_conv': a.cpu_conv})
     print(f'cached for the reports of run.py on this machine: {path}')
   else:

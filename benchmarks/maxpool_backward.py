@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kernelscale import models  # pylint: disable=g-import-not-at-top
+from kernelscale.net import models  # pylint: disable=g-import-not-at-top
 
 FORMS = {
     'reduce_window (nn.max_pool)': lambda x: nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2)),

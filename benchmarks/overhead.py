@@ -18,7 +18,6 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
@@ -31,16 +30,18 @@ def main() -> None:
   ap.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   a = ap.parse_args()
 
-  from kernelscale import device  # before jax initialises
-  backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
+  from kernelscale.measure import host  # before jax initialises
+  backend = host.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
-  from kernelscale import data, measure, models, train  # pylint: disable=g-import-not-at-top
+  from kernelscale.data import source  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import timing
+  from kernelscale.net import models, train
 
   module = models.build('seed', a.kernel_size, a.padding, 'float32')
-  state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), data.SYNTHETIC_SHAPE)
-  batch = data.synthetic_batch(a.batch_size, 0)
-  compiled = measure.compile_aot(train.train_step, (state, batch))['compiled']
-  state, *_ = measure.run_steps(compiled, state, batch, warmup=3, steps=1)
+  state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), source.SYNTHETIC_SHAPE)
+  batch = source.synthetic_batch(a.batch_size, 0)
+  compiled = timing.compile_aot(train.train_step, (state, batch))['compiled']
+  state, *_ = timing.run_steps(compiled, state, batch, warmup=3, steps=1)
 
   print(f'seed k={a.kernel_size} {a.padding} batch {a.batch_size} on '
         f'{jax.devices()[0].device_kind}, cpu conv path {backend["cpu_conv_path"]}, '
@@ -49,8 +50,8 @@ def main() -> None:
   diffs = []
   for i in range(a.pairs):
     # Harness: exactly what the sweep records.
-    state, _, _, times, _ = measure.run_steps(compiled, state, batch, warmup=2, steps=a.steps)
-    harness = measure.step_stats(times)['step_s_median']
+    state, _, _, times, _ = timing.run_steps(compiled, state, batch, warmup=2, steps=a.steps)
+    harness = timing.step_stats(times)['step_s_median']
     # Bare loop: same executable, no per-step blocking or clock.
     for _ in range(2):
       state, metrics = compiled(state, batch)

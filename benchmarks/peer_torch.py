@@ -4,8 +4,8 @@ Both sides train the seed network (Conv(32,k) -> ReLU -> MaxPool2 -> Conv(64,k)
 -> ReLU -> MaxPool2 -> Flatten -> Dense(128) -> ReLU -> Dense(10), 28x28x1,
 SAME padding, stride 1, float32) with Adam (lr 1e-3) on softmax cross-entropy,
 on the same device and the same batch. The kernelscale step is built the way
-the sweep builds it (models.build, train.create_state, data.synthetic_batch,
-measure.compile_aot, measure.run_steps); the torch step is plain eager code.
+the sweep builds it (models.build, train.create_state, source.synthetic_batch,
+timing.compile_aot, timing.run_steps); the torch step is plain eager code.
 
 The two alternate inside one process, round by round (the order flips every
 round), so that load from other processes hits both alike. Per round each side
@@ -14,7 +14,7 @@ median of its steps. Printed per k: the median over rounds of each side's step
 time, and the median over rounds of the paired ratio kernelscale / torch.
 
 kernelscale's side is timed twice where they differ: as written (`nn.Conv`,
-conv_algo=xla) and with conv_algo=auto (kernelscale/convs.py: the same
+conv_algo=xla) and with conv_algo=auto (kernelscale/net/convs.py: the same
 function, a faster algorithm per layer); both alternate with torch.
 
 Run (2-core CPU, about 4 min for the default k=3..11):
@@ -37,11 +37,8 @@ import sys
 import time
 from typing import Callable
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
 
-from benchmarks import cli  # pylint: disable=g-import-not-at-top
+from kernelscale import cli  # pylint: disable=g-import-not-at-top
 
 SKIP_MESSAGE = ('skip: PyTorch is not installed; benchmarks/peer_torch.py compares against '
                 'PyTorch eager and needs it (pip install torch; it is not a kernelscale '
@@ -58,7 +55,7 @@ def host_threads() -> int:
 
 def conv_impls(compiled, platform: str) -> str:
   """The distinct conv implementations in a compiled step, e.g. 'Eigen (XLA CPU convolution)'."""
-  from kernelscale import hlo  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import hlo  # pylint: disable=g-import-not-at-top
   impls = hlo.conv_impl_of(compiled.as_text(), platform)
   return ' + '.join(sorted(set(impls.values()))) or 'none found'
 
@@ -138,22 +135,24 @@ class _JaxSide:
 
   def __init__(self, module, learning_rate: float, seed: int, batch: dict):
     import jax  # pylint: disable=g-import-not-at-top
-    from kernelscale import data, measure, train  # pylint: disable=g-import-not-at-top
+    from kernelscale.data import source  # pylint: disable=g-import-not-at-top
+    from kernelscale.measure import timing
+    from kernelscale.net import train
     self.module, self.batch = module, batch
     # Exactly the sweep's construction of one point.
     self.state = train.create_state(module, learning_rate, jax.random.PRNGKey(seed),
-                                    data.SYNTHETIC_SHAPE)
+                                    source.SYNTHETIC_SHAPE)
     self.params = int(sum(x.size for x in jax.tree_util.tree_leaves(self.state.params)))
-    comp = measure.compile_aot(train.train_step, (self.state, batch))
+    comp = timing.compile_aot(train.train_step, (self.state, batch))
     self.compiled, self.compile_s = comp['compiled'], comp['compile_s']
     self.out_shape = tuple(jax.eval_shape(lambda p, im: module.apply({'params': p}, im),
                                           self.state.params, batch['image']).shape)
     self.first_step_s = None
 
   def run(self, steps: int, warmup: int = 0) -> list[float]:
-    from kernelscale import measure  # pylint: disable=g-import-not-at-top
+    from kernelscale.measure import timing  # pylint: disable=g-import-not-at-top
     # The donated state is consumed by each call: always rebind it.
-    self.state, self.metrics, first, times, _ = measure.run_steps(
+    self.state, self.metrics, first, times, _ = timing.run_steps(
         self.compiled, self.state, self.batch, warmup, steps)
     if self.first_step_s is None:
       self.first_step_s = first
@@ -189,7 +188,9 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     'best_s', 'best_ratio', 'ratio_min', 'ratio_max', 'loss'} under `variants`.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from kernelscale import data, measure, models  # pylint: disable=g-import-not-at-top
+  from kernelscale.data import source  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import timing
+  from kernelscale.net import models
 
   want = {'cpu': 'cpu', 'cuda': 'gpu'}[device]
   have = jax.devices()[0].platform
@@ -197,7 +198,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     raise ValueError(f'--device: {device} asked, but jax runs on {have}; '
                      'set JAX_PLATFORMS to match')
 
-  batch = data.synthetic_batch(batch_size, seed)
+  batch = source.synthetic_batch(batch_size, seed)
   jax_sides = {'jax': _JaxSide(models.build('seed', kernel_size, 'SAME', 'float32'),
                                learning_rate, seed, batch)}
   for name, module in (variants or {}).items():
@@ -223,7 +224,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
   names = list(runners)
   per_round = {name: [] for name in names}
   best = {name: float('inf') for name in names}
-  with measure.other_cpu_load() as load:
+  with timing.other_cpu_load() as load:
     for r in range(rounds):
       order = names[r % len(names):] + names[:r % len(names)]
       for name in order:
@@ -262,7 +263,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
 
 def auto_variant(kernel_size: int, platform: str) -> dict:
   """{'auto': module} when conv_algo=auto runs other algorithms than nn.Conv at this k, else {}."""
-  from kernelscale import models  # pylint: disable=g-import-not-at-top
+  from kernelscale.net import models  # pylint: disable=g-import-not-at-top
   module = models.build('seed', kernel_size, 'SAME', 'float32', conv_algo='auto',
                         platform=platform)
   return {'auto': module} if module.conv_algos else {}
@@ -281,7 +282,7 @@ def compare(kernel_sizes, batch_size: int, rounds: int, steps: int, device: str 
   Returns:
     The per-k result dicts, in order.
   """
-  from kernelscale import models  # pylint: disable=g-import-not-at-top
+  from kernelscale.net import models  # pylint: disable=g-import-not-at-top
   platform = {'cpu': 'cpu', 'cuda': 'gpu'}[device]
   out = []
   for k in kernel_sizes:
@@ -326,13 +327,13 @@ def _line(r: dict) -> str:
 
 
 def _load(r: dict) -> str:
-  """'   other load 3%', with a warning from device.CONTENDED_SHARE; '' when not measured."""
-  from kernelscale import device  # pylint: disable=g-import-not-at-top
+  """'   other load 3%', with a warning from host.CONTENDED_SHARE; '' when not measured."""
+  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
   share = r.get('other_cpu_share')
   if share is None:
     return ''
   warn = (' (CONTENDED: other processes may have slowed these rounds, torch\'s threads most; '
-          'rerun on a quiet machine)' if share >= device.CONTENDED_SHARE else '')
+          'rerun on a quiet machine)' if share >= host.CONTENDED_SHARE else '')
   return f'   other load {share:.0%}{warn}'
 
 
@@ -369,7 +370,7 @@ def _parse(argv):
   cli.at_least(a, ('batch_size', 'rounds', 'steps'))
   cli.at_least(a, ('warmup',), low=0)
   a.kernel_sizes = ks
-  from kernelscale import convs  # pylint: disable=g-import-not-at-top  (jax's backend not started)
+  from kernelscale.net import convs  # pylint: disable=g-import-not-at-top  (jax's backend not started)
   combos = []
   for item in (s.strip() for s in a.algos.split(',') if s.strip()):
     parts = tuple(item.split('/'))
@@ -380,18 +381,18 @@ def _parse(argv):
   a.algos = tuple(combos)
   if a.device not in (None, 'cpu', 'cuda'):
     cli.fail(f'--device: {a.device!r}; use cpu or cuda')
-  from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
+  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top  (no jax import)
   a.cpu_conv = {'default': 'ynnpack'}.get(a.cpu_conv, a.cpu_conv)
-  if a.cpu_conv not in device.CPU_CONV_CHOICES:
-    cli.fail(f'--cpu_conv: {a.cpu_conv!r}; use one of {", ".join(device.CPU_CONV_CHOICES)}')
-  if a.malloc not in device.MALLOC_CHOICES:
-    cli.fail(f'--malloc: {a.malloc!r}; use one of {", ".join(device.MALLOC_CHOICES)}')
+  if a.cpu_conv not in host.CPU_CONV_CHOICES:
+    cli.fail(f'--cpu_conv: {a.cpu_conv!r}; use one of {", ".join(host.CPU_CONV_CHOICES)}')
+  if a.malloc not in host.MALLOC_CHOICES:
+    cli.fail(f'--malloc: {a.malloc!r}; use one of {", ".join(host.MALLOC_CHOICES)}')
   return a
 
 
 def main(argv=None) -> int:
   args = _parse(sys.argv[1:] if argv is None else argv)
-  from kernelscale import device as ks_device  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import host as ks_device  # pylint: disable=g-import-not-at-top
   try:
     mem = ks_device.configure_malloc(args.malloc)  # before torch and jax allocate
   except ks_device.DeviceConfigError as e:
@@ -446,7 +447,7 @@ def main(argv=None) -> int:
           f'| {fastest(r)[2]:.2f} | {r["conv_impl"]} |')
   print()
   print('auto: conv_algo=auto, the same network computed with the algorithm per layer that '
-        'kernelscale/convs.py picks (taps, rows, dft or xla); xla: nn.Conv as written.')
+        'kernelscale/net/convs.py picks (taps, rows, dft or xla); xla: nn.Conv as written.')
   return 0
 
 

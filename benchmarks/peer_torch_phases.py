@@ -16,9 +16,6 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
 
 from benchmarks import peer_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -80,8 +77,8 @@ def main() -> int:
   p.add_argument('--steps', type=int, default=3)
   p.add_argument('--cpu_conv', default='auto', choices=('auto', 'ynnpack', 'eigen'))
   a = p.parse_args()
-  from kernelscale import device  # pylint: disable=g-import-not-at-top  (no jax import)
-  conv = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
+  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top  (no jax import)
+  conv = host.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   os.environ.setdefault('JAX_PLATFORMS', 'cpu')
   try:
     import torch  # pylint: disable=g-import-not-at-top

@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
@@ -44,10 +43,10 @@ def main() -> None:
     recs_by_round = [records.load(p) for p in rounds]
     backend = {'cpu_conv_path': recs_by_round[0][0].get('cpu_conv_path')}
   else:
-    from kernelscale import device  # before jax initialises
-    backend = device.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
+    from kernelscale.measure import host  # before jax initialises
+    backend = host.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
     from experiments import seed  # pylint: disable=g-import-not-at-top
-    from kernelscale import sweep  # pylint: disable=g-import-not-at-top
+    from kernelscale.measure import sweep  # pylint: disable=g-import-not-at-top
 
     cfg = seed.get_config()
     cfg.kernel_sizes = tuple(int(k) for k in a.kernel_sizes.split(','))

@@ -1,7 +1,7 @@
 """The same receptive field, cheaper? One k x k conv against four other designs.
 
 Every conv layer after the first is replaced by a design that sees the same
-k x k window (kernelscale/models.py, BLOCKS): stacked 3x3 convs (VGG), a
+k x k window (kernelscale/net/models.py, BLOCKS): stacked 3x3 convs (VGG), a
 depthwise-separable conv (MobileNet), a k x 1 then 1 x k pair (Inception v3)
 and a dilated 3x3 (atrous); the plain seed network is measured beside them in
 the same run. report.md's "Same receptive field, other designs" compares step

@@ -25,9 +25,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.download = False               # True: TFDS download_and_prepare (network + TensorFlow)
   c.epochs = 0                     # > 0: train for accuracy instead (experiments/accuracy.py)
   c.train_examples = 60_000        # for epoch_s = steps per epoch x median step
-  c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/device.py)
+  c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/measure/host.py)
   c.malloc = 'auto'                # auto (retain on glibc) | retain | system: host malloc (device.py)
-  c.conv_algo = 'xla'              # xla (nn.Conv as written) | auto (per layer; kernelscale/convs.py)
+  c.conv_algo = 'xla'              # xla (nn.Conv as written) | auto (per layer; kernelscale/net/convs.py)
   c.warmup_steps = 3
   c.timed_steps = 15
   c.profile = True                 # trace a window to <workdir>/tensorboard/<point>/

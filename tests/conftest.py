@@ -1,8 +1,4 @@
-"""Test setup: CPU only, offline, repo root importable."""
+"""Test setup: CPU only, offline. The package is installed (-e .), so nothing touches sys.path."""
 import os
-import sys
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from kernelscale import device
+from kernelscale.measure import host
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = '--config=' + os.path.join(ROOT, 'experiments', 'seed.py') + ':quick'
@@ -38,7 +39,7 @@ def test_cli_end_to_end_quick(tmp_path):
                 'status', 'error', 'malloc', 'malloc_mode', 'minor_faults_per_step',
                 'other_cpu_share'):
       assert key in r, key
-    assert r['malloc_mode'] == ('retain' if device._glibc() else 'system')  # pylint: disable=protected-access
+    assert r['malloc_mode'] == ('retain' if host._glibc() else 'system')  # pylint: disable=protected-access
     assert r['steps_timed'] == 3 and r['step_s_p10'] <= r['step_s_median'] <= r['step_s_p90']
     assert r['epoch_s'] == pytest.approx(r['steps_per_epoch'] * r['step_s_median'])
   assert recs[1]['xla_flops'] > recs[0]['xla_flops']

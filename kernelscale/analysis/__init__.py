@@ -1,0 +1,1 @@
+"""Numbers from results.jsonl alone: fits, predictions, claim verdicts, delta attribution. No jax."""

@@ -1,0 +1,1 @@
+"""Where batches come from: synthetic (offline default) or TFDS, the host pipeline, offline preparation."""

@@ -1,0 +1,479 @@
+"""Process choices that must be made before jax initialises: the CPU conv path and malloc.
+
+On CPU, jaxlib 0.10.2 sends convolutions to a YNNPACK fusion by default; the
+flag below sends them to XLA's Eigen path instead. XLA reads XLA_FLAGS once,
+when the backend initialises, so the choice is made in run.py before anything
+touches a device, and `auto` measures both paths in child processes.
+
+XLA:CPU allocates each step's scratch buffer (tens of MiB for the seed
+network) with the C library's malloc. glibc serves blocks above its mmap
+threshold (at most 32 MiB) with a fresh mmap and unmaps them on free, so
+every step page-faults its whole scratch buffer in again: ~11,000 minor faults
+per seed step at k=3 here, ~40% of the step (benchmarks/malloc.py,
+WORKSPACE.md). `configure_malloc` tells glibc to keep freed memory instead.
+
+This module must not import jax at module level.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+
+from kernelscale import records
+
+
+EIGEN_FLAG = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
+CPU_CONV_CHOICES = ('auto', 'ynnpack', 'eigen')
+_YNN_FLAG_PREFIX = '--xla_cpu_experimental_ynn_fusion_type'
+
+RULE_REASON = ('auto: rule for jaxlib 0.10.2 on CPU: Eigen, measured 1.4-2.2x faster than the '
+               'YNNPACK default on the seed train step (experiments/backends.py, WORKSPACE.md); '
+               'run experiments/backends.py to measure this machine instead')
+
+
+MALLOC_CHOICES = ('auto', 'retain', 'system')
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+_RETAIN = ((_M_ARENA_MAX, 1),            # one arena: XLA's threads share its kept memory
+           (_M_MMAP_MAX, 0),             # no block gets its own mmap (unmapped on free)
+           (_M_TRIM_THRESHOLD, 2 ** 31 - 1))  # never hand the heap's top back to the OS
+_malloc_applied = False  # mallopt cannot be undone: once retained, the process stays so
+
+
+class DeviceConfigError(ValueError):
+  """A bad backend choice; the message names the config field."""
+
+
+CPU_CONV_CACHE, MALLOC_CACHE = 'cpu_conv.json', 'malloc.json'
+
+
+def _cache_path(name: str = CPU_CONV_CACHE) -> str:
+  base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+  return os.path.join(base, 'kernelscale', name)
+
+
+def machine_key() -> str:
+  """What the decision depends on: CPU model, core count, jaxlib version."""
+  model = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          model = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  try:
+    from importlib.metadata import version
+    jaxlib_v = version('jaxlib')
+  except Exception:  # pylint: disable=broad-except
+    jaxlib_v = 'unknown'
+  return f'{model}|{os.cpu_count()} cores|jaxlib {jaxlib_v}'
+
+
+def with_eigen(flags: str, eigen: bool) -> str:
+  """XLA_FLAGS with the YNNPACK-conv flag set for the requested path."""
+  kept = [f for f in flags.split() if not f.startswith(_YNN_FLAG_PREFIX)]
+  if eigen:
+    kept.append(EIGEN_FLAG)
+  return ' '.join(kept)
+
+
+def conv_path(flags: str) -> str:
+  """The CPU conv path that XLA_FLAGS selects: 'eigen' or 'ynnpack' (jax's default)."""
+  return 'eigen' if EIGEN_FLAG in flags.split() else 'ynnpack'
+
+
+def _conv_key(mode: str) -> str:
+  """cpu_conv.json's key: the machine and the malloc mode the paths were timed under.
+
+  Host malloc changes both paths' step times (benchmarks/malloc.py), so a
+  ratio measured under one mode does not decide for a process in the other.
+  """
+  return f'{machine_key()}|malloc {mode}'
+
+
+def record_measurement(speedup_eigen: float, detail: dict, malloc: str) -> str:
+  """Caches a measured Eigen/YNNPACK speed ratio for this machine; returns the path.
+
+  experiments/backends.py calls this after timing both paths side by side,
+  so that later `cpu_conv=auto` runs under the same malloc mode ('retain' or
+  'system', what the timed runs ran with) follow this machine's own measurement.
+  """
+  if malloc not in ('retain', 'system'):
+    raise ValueError(f'malloc mode {malloc!r}; expected retain or system')
+  cache = _load_cache()
+  cache[_conv_key(malloc)] = dict(detail, speedup_eigen=float(speedup_eigen), malloc_mode=malloc,
+                                  when=time.strftime('%Y-%m-%dT%H:%M:%S'))
+  _save_cache(cache)
+  return _cache_path()
+
+
+def configure_cpu_conv(choice: str) -> dict:
+  """Sets XLA_FLAGS for the requested CPU conv path; call before jax initialises.
+
+  Args:
+    choice: 'auto', 'ynnpack' (jax's out-of-the-box default) or 'eigen'.
+      'auto' follows this machine's own measurement when
+      experiments/backends.py has cached one (~/.cache/kernelscale/
+      cpu_conv.json, keyed by CPU model, cores, jaxlib version and the
+      process's malloc mode, so call configure_malloc first); without one it
+      follows the rule RULE_REASON gives, verified by experiments/backends.py
+      (see WORKSPACE.md).
+
+  Returns:
+    Record fields: cpu_conv, cpu_conv_path, cpu_conv_reason and
+    cpu_conv_speedup_vs_default (eigen time ratio, None when never measured).
+
+  Raises:
+    DeviceConfigError: for an unknown choice.
+  """
+  fields = resolve_cpu_conv(choice, malloc_mode())
+  flags = os.environ.get('XLA_FLAGS', '')
+  os.environ['XLA_FLAGS'] = with_eigen(flags, fields['cpu_conv_path'] == 'eigen')
+  return fields
+
+
+def resolve_cpu_conv(choice: str, mode: str) -> dict:
+  """configure_cpu_conv's decision for a process under malloc `mode`, without setting anything.
+
+  benchmarks/malloc.py uses it to give both of its children the one path.
+
+  Returns:
+    configure_cpu_conv's record fields.
+  """
+  if choice not in CPU_CONV_CHOICES:
+    raise DeviceConfigError(f'config.cpu_conv: unknown value {choice!r}; use one of '
+                            f'{CPU_CONV_CHOICES}')
+  flags = os.environ.get('XLA_FLAGS', '')
+  cache = _load_cache()
+  measured = cache.get(_conv_key(mode))
+  other = 'system' if mode == 'retain' else 'retain'
+  speedup = measured.get('speedup_eigen') if measured else None
+  if choice == 'auto' and _YNN_FLAG_PREFIX in flags:
+    path = conv_path(flags)
+    reason = 'auto: XLA_FLAGS already chooses the conv path; left as set'
+  elif choice == 'auto' and measured is not None:
+    path = 'eigen' if speedup > 1.0 else 'ynnpack'
+    reason = (f'auto: this machine measured Eigen at {speedup:.2f}x the speed of YNNPACK '
+              f'(experiments/backends.py, {measured.get("when")}; cache {_cache_path()})')
+  elif choice == 'auto':
+    path = 'eigen'
+    reason = RULE_REASON
+    if _conv_key(other) in cache:
+      reason += (f' (this machine\'s measurement was taken under malloc={other}, and this '
+                 f'process runs malloc={mode})')
+    elif any(key.startswith(machine_key()) for key in cache):
+      reason += (' (this machine\'s cached measurement predates keying by malloc mode: '
+                 'rerun experiments/backends.py)')
+  else:
+    path = choice
+    reason = f'set by config.cpu_conv={choice}'
+  return {'cpu_conv': choice, 'cpu_conv_path': path, 'cpu_conv_reason': reason,
+          'cpu_conv_speedup_vs_default': speedup}
+
+
+# jax plugins that mean the sweep will run on an accelerator, not on XLA:CPU
+_ACCELERATOR_MODULES = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin',
+                        'jax_rocm7_plugin', 'libtpu')
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
+
+
+def _glibc():
+  """The process's C library when it is glibc (has mallopt), else None."""
+  if not sys.platform.startswith('linux'):
+    return None
+  try:
+    libc = ctypes.CDLL(None)
+    libc.gnu_get_libc_version.restype = ctypes.c_char_p
+    libc.gnu_get_libc_version()
+    return libc if hasattr(libc, 'mallopt') else None
+  except Exception:  # pylint: disable=broad-except  (musl, odd builds: no glibc)
+    return None
+
+
+def _accelerator_expected() -> str | None:
+  """Why jax will likely run on a GPU/TPU rather than XLA:CPU; None when it will run on CPU."""
+  plats = os.environ.get('JAX_PLATFORMS', '').strip().lower()
+  if plats:
+    return None if plats.split(',')[0].strip() == 'cpu' else f'JAX_PLATFORMS={plats}'
+  for mod in _ACCELERATOR_MODULES:
+    try:
+      if importlib.util.find_spec(mod) is not None:
+        return f'{mod} is installed'
+    except (ImportError, ValueError):
+      continue
+  return None
+
+
+def page_size() -> int:
+  """The OS page size in bytes (4096 where it cannot be read)."""
+  try:
+    import resource  # pylint: disable=g-import-not-at-top
+    return resource.getpagesize()
+  except ImportError:
+    return 4096
+
+
+def record_malloc_measurement(speedup_retain: float, detail: dict) -> str:
+  """Caches the measured speed of malloc=retain over glibc's defaults; returns the path.
+
+  benchmarks/malloc.py calls this after timing both modes side by side, so
+  that the report can state this machine's figure.
+  """
+  cache = _load_cache(MALLOC_CACHE)
+  cache[machine_key()] = dict(detail, speedup_retain=float(speedup_retain),
+                              when=time.strftime('%Y-%m-%dT%H:%M:%S'))
+  _save_cache(cache, MALLOC_CACHE)
+  return _cache_path(MALLOC_CACHE)
+
+
+def configure_malloc(choice: str) -> dict:
+  """Sets how the C library's malloc treats freed memory; call before jax initialises.
+
+  Args:
+    choice: 'retain' keeps freed memory in the process (glibc mallopt: one
+      arena, no per-block mmap, no trimming), so each step reuses the pages
+      of the step before instead of faulting in fresh ones; the process's
+      resident memory then stays at its peak, and compiles ran slower here
+      (one arena). 'system' leaves the C library's defaults (what jax gets
+      out of the box). 'auto' (default): 'retain' where the C library is
+      glibc and jax will run on CPU; 'system' where it is not glibc, or where
+      an accelerator is expected (JAX_PLATFORMS, or a CUDA/ROCm/TPU plugin
+      installed): there the step runs on the device and the slower host
+      compiles would distort the compile-time figures.
+
+  Returns:
+    Record fields: malloc (the choice), malloc_mode ('retain' or 'system': what
+    the process runs with), malloc_reason, and malloc_speedup_vs_default
+    (retain's measured speed over glibc's defaults on this machine, from
+    benchmarks/malloc.py's cache; None when never measured).
+
+  Raises:
+    DeviceConfigError: for an unknown choice, or 'retain' without glibc.
+  """
+  global _malloc_applied
+  if choice not in MALLOC_CHOICES:
+    raise DeviceConfigError(f'config.malloc: unknown value {choice!r}; use one of '
+                            f'{MALLOC_CHOICES}')
+  accelerator = _accelerator_expected() if choice == 'auto' else None
+  libc = _glibc() if choice == 'retain' or (choice == 'auto' and not accelerator) else None
+  if choice == 'retain' and libc is None:
+    raise DeviceConfigError('config.malloc: retain needs glibc (Linux); this C library has no '
+                            'mallopt; use auto or system')
+  if libc is not None:
+    for param, value in _RETAIN:
+      if libc.mallopt(param, value) != 1:
+        raise DeviceConfigError(f'config.malloc: glibc refused mallopt({param}, {value})')
+    _malloc_applied = True
+    reason = ('glibc keeps freed memory (mallopt: 1 arena, no mmap per block, no trim); '
+              f'set by config.malloc={choice}')
+  elif _malloc_applied:
+    reason = (f'config.malloc={choice}, but an earlier call in this process set glibc to keep '
+              'freed memory, which cannot be undone')
+  elif choice == 'system':
+    reason = 'set by config.malloc=system'
+  elif accelerator:
+    reason = (f'auto: the C library\'s defaults, as an accelerator is expected ({accelerator}); '
+              'retain helps XLA:CPU steps and slows host compiles')
+  else:
+    reason = 'auto: not glibc, so the C library\'s defaults'
+  measured = _load_cache(MALLOC_CACHE).get(machine_key())
+  return {'malloc': choice, 'malloc_mode': malloc_mode(), 'malloc_reason': reason,
+          'malloc_speedup_vs_default': measured.get('speedup_retain') if measured else None,
+          'malloc_measured_when': measured.get('when') if measured else None}
+
+
+def configure(cpu_conv: str, malloc: str = 'auto') -> dict:
+  """Both process settings, as run.py makes them: configure_cpu_conv's and configure_malloc's fields.
+
+  malloc first: cpu_conv=auto follows a measurement taken under the same malloc mode.
+  """
+  mem = configure_malloc(malloc)
+  return {**configure_cpu_conv(cpu_conv), **mem}
+
+
+def malloc_mode() -> str:
+  """'retain' once configure_malloc has set glibc to keep freed memory, else 'system'."""
+  return 'retain' if _malloc_applied else 'system'
+
+
+def _load_cache(name: str = CPU_CONV_CACHE) -> dict:
+  try:
+    with open(_cache_path(name), encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
+def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:
+  path = _cache_path(name)
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+      json.dump(cache, f, indent=1)
+    os.replace(tmp, path)
+  except OSError:
+    pass  # an unwritable cache only means measuring again next time
+
+
+def _unoptimized_convs(ok: list[dict]) -> str | None:
+  """The convolutions XLA:CPU ran as its own unoptimized loop instead of Eigen, with their profiled rate."""
+  from kernelscale.measure import hlo  # pylint: disable=g-import-not-at-top  (no jax)
+
+  def rate(r, label):
+    t = (r.get('phase_s') or {}).get(label)
+    f = (r.get('analytic_phase_flops') or {}).get(label)
+    return f / t if t and f else None
+
+  items = []
+  for r in ok:
+    impls = r.get('conv_impl') or {}
+    slow = hlo.unoptimized_convs(impls)
+    fast = [x for x in (rate(r, l) for l in impls if l not in slow) if x]
+    for label in slow:
+      impl = impls[label]
+      m = re.search(re.escape(hlo.UNOPTIMIZED_CPU_CONV) + r' \(([^)]*)\)', impl)
+      why = (m.group(1) if m else 'no reason given') + (
+          '; other convolutions share this phase' if ' + ' in impl else '')
+      got = rate(r, label)
+      speed = ''
+      if got:
+        speed = f'; {got / 1e9:.1f} GFLOP/s in the profile'
+        if fast:
+          speed += (f', against {statistics.median(fast) / 1e9:.1f} GFLOP/s for the step\'s '
+                    'other convolutions (median)')
+      items.append(f'{records.point_label(r)} {label} ({why}{speed})')
+  if not items:
+    return None
+  return ('XLA:CPU did not hand every convolution to a conv library (Eigen or YNNPACK); it ran '
+          f'{"these" if len(items) > 1 else "this one"} as its own unoptimized loop: '
+          f'{"; ".join(items)}. XLA rewrites a gradient convolution into this form when, for '
+          'example, the kernel is larger than the layer\'s output (VALID padding); '
+          '`conv_algo=auto` computes such layers another way. Scaling fits says how the '
+          'predictions treat these points.')
+
+
+def _malloc_note(ok: list[dict]) -> str:
+  """What host malloc did to the CPU steps: the mode and the page faults it left."""
+  mode = ok[0].get('malloc_mode')
+  faults = sorted(r['minor_faults_per_step'] for r in ok
+                  if r.get('minor_faults_per_step') is not None)
+  temp = [r['temp_bytes'] for r in ok if r.get('temp_bytes')]
+  if mode == 'retain':
+    line = ('Host memory: glibc kept freed memory for reuse (mallopt: one arena, no mmap per '
+            f'block, no trim; config.malloc={ok[0].get("malloc") or "retain"}).')
+  elif mode == 'system':
+    line = ('Host memory: the C library\'s default malloc '
+            f'({ok[0].get("malloc_reason") or "config.malloc=system"}).')
+    if temp and max(temp) > GLIBC_MMAP_THRESHOLD_MAX:
+      line += (' Under glibc, a block above its mmap threshold (at most 32 MiB) is mapped afresh '
+               'and unmapped on free, so a scratch buffer that large is faulted in again every '
+               'step; config.malloc=retain keeps it.')
+  else:
+    return 'Host memory: these records predate config.malloc; how malloc ran is unknown.'
+  if faults:
+    lo, hi = faults[0], faults[-1]
+    span = f'{lo:,.0f}' if round(lo) == round(hi) else f'{lo:,.0f}-{hi:,.0f}'
+    line += f' Timed steps averaged {span} minor page faults per step (whole process)'
+    if temp:
+      lo_t, hi_t = f'{min(temp) / 2**20:.0f}', f'{max(temp) / 2**20:.0f}'
+      page = page_size()
+      line += (f'; XLA\'s scratch buffer per step was {lo_t if lo_t == hi_t else lo_t + "-" + hi_t}'
+               f' MiB (up to {max(temp) / page:,.0f} pages of {page // 1024} KiB)')
+    line += '.'
+  speed = ok[0].get('malloc_speedup_vs_default')
+  if speed is not None:
+    line += (f' Measured on this machine (benchmarks/malloc.py, seed net, batch 128, k=3-11, '
+             f'{ok[0].get("malloc_measured_when") or "date unknown"}), the train step ran a '
+             f'median {speed:.2f}x as fast with memory kept as under glibc\'s defaults.')
+  else:
+    line += (' This machine has no side-by-side measurement yet: `python benchmarks/malloc.py` '
+             'times both modes in alternating processes.')
+  return line
+
+
+# From this share of the machine's CPU time taken by others while a point's
+# steps were timed (record field other_cpu_share, timing.other_cpu_load), its
+# step time is reported as inflated by other load.
+CONTENDED_SHARE = 0.10
+
+
+def _load_note(ok: list[dict]) -> str | None:
+  """What other processes took of the CPU while the steps were timed; None when not measured."""
+  got = [(r, r['other_cpu_share']) for r in ok if r.get('other_cpu_share') is not None]
+  if not got:
+    return None
+  missing = len(ok) - len(got)
+  unmeasured = (f' Not measured at {missing} of the {len(ok)} points (window too short for '
+                '/proc/stat\'s counters, or no /proc/stat).' if missing else '')
+  hot = [(r, s) for r, s in got if s >= CONTENDED_SHARE]
+  if not hot:
+    return (f'Other load: while the steps of the {len(got)} measured points were timed, other '
+            f'processes took at most {max(s for _, s in got):.1%} of the CPUs this program ran on '
+            f'(/proc/stat; below the {CONTENDED_SHARE:.0%} this report flags), so those step times '
+            'are this program\'s own.' + unmeasured)
+  pts = ', '.join(f'{records.point_label(r)} ({s:.0%})' for r, s in hot)
+  return (f'**Other load may have inflated some step times.** While their steps were timed, other '
+          f'processes (or the hypervisor, as steal time) took {CONTENDED_SHARE:.0%} or more of '
+          f'the CPUs this program ran on at {len(hot)} of {len(got)} measured points: {pts}. Those '
+          'step times, and the fits and verdicts that use them, can overstate what this program '
+          'needs: rerun on a quiet machine (`top` shows what else runs).' + unmeasured)
+
+
+def platform_notes(recs: list[dict]) -> list[str]:
+  """Sentences the report must say about the backend these records ran on.
+
+  Covers the CPU conv path (and its measured speed against jax's default),
+  GPU precision/autotuning, and TPU's bf16 default and channel padding.
+  """
+  ok = [r for r in recs if r.get('status') == 'ok']
+  if not ok:
+    return []
+  r = ok[0]
+  notes = []
+  plat = r.get('platform')
+  if plat == 'cpu':
+    paths = sorted({x.get('cpu_conv_path') for x in ok if x.get('cpu_conv_path')})
+    speed = r.get('cpu_conv_speedup_vs_default')
+    line = (f'CPU convolutions ran on the {" and ".join(paths) or "unknown"} path '
+            f'({r.get("cpu_conv_reason") or "XLA_FLAGS as set"}).')
+    if speed is not None:
+      line += (f' Measured on this machine, Eigen runs the seed step at {speed:.2f}x the '
+               'speed of jax\'s out-of-the-box YNNPACK path.')
+    elif 'eigen' in paths:
+      line += (' This machine has no side-by-side measurement yet: run '
+               '`python run.py --config=experiments/backends.py` for one.')
+    notes.append(line)
+    slow = _unoptimized_convs(ok)
+    if slow:
+      notes.append(slow)
+    notes.append(_malloc_note(ok))
+    load = _load_note(ok)
+    if load:
+      notes.append(load)
+  elif plat == 'gpu':
+    level = r.get('xla_gpu_autotune_level')
+    notes.append(
+        f'GPU: matmul/conv precision `{r.get("precision")}` (jax `default` lets XLA use '
+        'TF32 for float32 on Ampere and newer; `highest` forces full float32), compute dtype '
+        f'`{r.get("dtype")}`, XLA autotune level '
+        f'{level if level is not None else "default (XLA_FLAGS does not set it)"}. '
+        'Autotuning tries several cuDNN algorithms per convolution at compile time, so '
+        'compile time grows with the number and size of convolutions; see the compile-time fit.')
+  elif plat == 'tpu':
+    notes.append(
+        'TPU: float32 matmuls and convolutions at `default` precision run as bfloat16 '
+        'passes on the MXU (use precision=highest for full float32). The MXU works on '
+        '128-wide tiles, so the seed network\'s small channel counts (1 input channel, 32 '
+        'and 64 filters) are padded to 128: much of the hardware idles, and the FLOPs XLA '
+        'reports for the padded shapes exceed the useful work.')
+  return notes

@@ -1,0 +1,281 @@
+"""Accuracy against kernel size: train each point for E epochs on a real dataset.
+
+Kernel size is a trade of time against accuracy; this measures both, end to
+end, with the real input pipeline. Per point: compile once (AOT, state
+donated), train E epochs with `kernelscale.data.batches` prefetching batches to the
+device, then evaluate the whole test split. Every time is measured, never
+projected: `epoch_s` is the wall time of an epoch (mean over the E epochs),
+split into `data_wait_s` (the host blocked waiting for a batch) and
+`compute_s` (dispatch to result of each step, blocked).
+
+`sweep.run` calls `train_point` instead of `sweep.measure_point` when
+`config.epochs > 0`; `results_md_section` adds the accuracy-against-time plot
+to results.md.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kernelscale import records
+from kernelscale.data import source, batches
+from kernelscale.measure import timing
+from kernelscale.net import flops, models, train
+
+
+PLOT_FILE = 'accuracy_vs_time.png'
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate(config) -> None:
+  """Checks the training-mode fields (epochs > 0 only).
+
+  Raises:
+    ValueError: naming the field.
+  """
+  for field, low in (('epochs', 1), ('prefetch', 1), ('eval_batch_size', 1)):
+    v = config.get(field, low)
+    if not _is_int(v) or v < low:
+      raise ValueError(f'config.{field}: {v!r} is not an integer >= {low}')
+  if config.data == 'synthetic':
+    raise ValueError('config.data: training for accuracy needs a real dataset, not '
+                     '"synthetic"; e.g. --config.data=fashion_mnist')
+
+
+def _batch_shape(batch_size: int, image_shape) -> dict:
+  return {'image': jax.ShapeDtypeStruct((batch_size,) + tuple(image_shape), jnp.float32),
+          'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32)}
+
+
+def _evaluate(state, dset: source.Dataset, batch_size: int, compiled: dict, prefetch: int):
+  """Loss and accuracy on the whole test split; compiled[b] is eval_step for batch size b."""
+  n = len(dset.test_labels)
+  correct, loss_sum = 0, 0.0
+  test_batches = batches.host_batches(dset.test_images, dset.test_labels, batch_size, seed=0,
+                                  epoch=0, mean=dset.mean, std=dset.std, shuffle=False,
+                                  drop_remainder=False)
+  with batches.Prefetcher(test_batches, depth=prefetch) as it:
+    for batch in it:
+      b = batch['label'].shape[0]
+      m = compiled[b](state, batch)
+      correct += int(m['correct'])
+      loss_sum += float(m['loss']) * b
+  return correct / n, loss_sum / n
+
+
+def train_epoch(step, state, make_loader):
+  """One pass of the compiled `step` over the batches of `make_loader()`, timed end to end.
+
+  The loader is made inside the clock (a prefetch thread's start-up is part of
+  the epoch) and must expose `wait_s`. Each step is blocked, so compute_s is
+  the steps' own time and epoch_s - data_wait_s - compute_s is loop overhead.
+
+  Args:
+    step: compiled train step, (state, batch) -> (state, metrics); state donated.
+    state: the train state (rebind the returned one).
+    make_loader: () -> iterator of device batches with a `wait_s` attribute.
+
+  Returns:
+    (state, {'epoch_s', 'data_wait_s', 'compute_s', 'step_s': [..], 'loss': [..],
+    'accuracy': [..]}).
+  """
+  step_s, losses, accs = [], [], []
+  t0 = time.perf_counter()
+  with make_loader() as it:
+    for batch in it:
+      ts = time.perf_counter()
+      state, metrics = step(state, batch)
+      jax.block_until_ready((state, metrics))
+      step_s.append(time.perf_counter() - ts)
+      losses.append(float(metrics['loss']))
+      accs.append(float(metrics['accuracy']))
+  epoch = time.perf_counter() - t0
+  return state, {'epoch_s': epoch, 'data_wait_s': it.wait_s, 'compute_s': float(sum(step_s)),
+                 'step_s': step_s, 'loss': losses, 'accuracy': accs}
+
+
+def train_point(pt, config, dset: source.Dataset) -> dict:
+  """Compiles once, trains config.epochs epochs, evaluates; returns record fields.
+
+  Args:
+    pt: the sweep point (model, kernel_size, padding, batch_size, dtype).
+    config: the experiment config (epochs, learning_rate, seed, prefetch ...).
+    dset: the loaded dataset (source.load).
+
+  Returns:
+    Record fields: timings (compile_s, epoch_s, data_wait_s, compute_s, step
+    statistics), train_loss, test_accuracy, XLA and analytic FLOPs.
+  """
+  notes: list[str] = []
+  ds = dset.spec
+  h, _, c = ds.image_shape
+  B, epochs = pt.batch_size, config.epochs
+  prefetch = config.get('prefetch', 2)
+  module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, h, c,
+                        conv_algo=config.get('conv_algo', 'xla')).clone(
+                            num_classes=ds.num_classes)
+  per_layer = flops.layer_flops(module.features, pt.kernel_size, pt.padding, B, h, c,
+                                num_classes=ds.num_classes, block=module.block)
+  rec: dict = dict(flops.summarize(per_layer))
+  rec['conv_algos'] = models.layer_algos(module)
+  rec['params'] = flops.param_count(module.features, pt.kernel_size, pt.padding, h, c,
+                                    num_classes=ds.num_classes, block=module.block)
+  state = train.create_state(module, config.learning_rate, jax.random.PRNGKey(config.seed),
+                             ds.image_shape)
+  n_train, n_test = len(dset.train_labels), len(dset.test_labels)
+  steps_per_epoch = batches.num_batches(n_train, B)
+  if steps_per_epoch == 0:
+    raise ValueError(f'batch_size {B} is larger than the {n_train} training examples')
+
+  precision = config.get('precision', 'default')
+  eb = min(config.get('eval_batch_size', B), n_test)
+  # Every compile of the train step is counted: training must add none.
+  with timing.backend_compile_events() as events:
+    # Precision is fixed at lowering time, as in sweep.measure_point.
+    with jax.default_matmul_precision(None if precision == 'default' else precision):
+      comp = timing.compile_aot(train.train_step, (state, _batch_shape(B, ds.image_shape)))
+      t0 = time.perf_counter()
+      evals = {b: timing.compile_aot(train.eval_step, (state, _batch_shape(b, ds.image_shape)),
+                                      donate_argnums=())['compiled']
+               for b in {eb, n_test % eb} if b}
+      rec['eval_compile_s'] = time.perf_counter() - t0
+    step = comp['compiled']
+    rec.update({k: comp[k] for k in ('lower_s', 'compile_s', 'monitor_compile_s')})
+    cost, n1 = timing.cost_analysis(step)
+    mem, n2 = timing.memory_analysis(step)
+    rec.update(cost)
+    rec.update(mem)
+    notes += n1 + n2
+
+    epoch_s, wait_s, compute_s, step_times = [], [], [], []
+    # As in the step-timing sweep: how much of the CPU other processes took
+    # while the epochs ran (the prefetch thread is this process's own).
+    with timing.other_cpu_load() as load:
+      for epoch in range(epochs):
+        epoch_batches = batches.host_batches(dset.train_images, dset.train_labels, B,
+                                        seed=config.seed, epoch=epoch, mean=dset.mean,
+                                        std=dset.std)
+        state, ep = train_epoch(step, state, lambda b=epoch_batches: batches.Prefetcher(b, prefetch))
+        epoch_s.append(ep['epoch_s'])
+        wait_s.append(ep['data_wait_s'])
+        compute_s.append(ep['compute_s'])
+        step_times += ep['step_s']
+        losses, accs = ep['loss'], ep['accuracy']
+    rec['other_cpu_share'] = load['other_cpu_share']
+
+    t0 = time.perf_counter()
+    test_acc, test_loss = _evaluate(state, dset, eb, evals, prefetch)
+    rec['eval_s'] = time.perf_counter() - t0
+  rec['train_step_compiles'] = [n for n, _ in events].count('jit(train_step)')
+
+  rec['first_step_s'] = step_times[0]
+  if len(step_times) > 1:
+    rec.update(timing.step_stats(step_times[1:]))
+  else:
+    rec.update(timing.step_stats(step_times))
+    notes.append('one step only: step statistics include the first step')
+  med = rec['step_s_median']
+  rec['achieved_flops_per_s'] = rec['xla_flops'] / med if rec['xla_flops'] else None
+  rec.update({
+      'epochs': epochs, 'steps_per_epoch': steps_per_epoch, 'train_examples': n_train,
+      'test_examples': n_test, 'prefetch': prefetch,
+      # Means over the epochs, so data_wait_s / epoch_s is the starved fraction.
+      'epoch_s': float(np.mean(epoch_s)), 'epoch_s_kind': 'measured',
+      'epoch_s_each': epoch_s, 'data_wait_s': float(np.mean(wait_s)),
+      'compute_s': float(np.mean(compute_s)), 'train_wall_s': float(np.sum(epoch_s)),
+      'train_loss': float(np.mean(losses)), 'train_accuracy': float(np.mean(accs)),
+      'final_loss': losses[-1], 'test_accuracy': test_acc, 'test_loss': test_loss,
+      'data': ds.name, 'data_version': ds.version, 'data_cache': dset.cache,
+      'data_load_s': dset.load_s,
+  })
+  rec['data_wait_fraction'] = rec['data_wait_s'] / rec['epoch_s']
+  rec['analytic_phase_flops'] = per_layer
+  rec['notes'] = notes
+  return rec
+
+
+def _ok(recs: list[dict]) -> list[dict]:
+  return [r for r in recs if r.get('status') == 'ok' and r.get('test_accuracy') is not None]
+
+
+def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
+  """Test accuracy against measured training time, one marker per k, a line per padding.
+
+  Args:
+    recs: records; those without test_accuracy are ignored.
+    path: the PNG to write.
+
+  Returns:
+    path, or None when no record has a test accuracy.
+  """
+  ok = _ok(recs)
+  if not ok:
+    return None
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+  groups: dict[tuple, list[dict]] = {}
+  for r in ok:
+    groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size'),
+                       records.design(r)), []).append(r)
+  for (padding, dtype, batch, design), rs in groups.items():
+    rs = sorted(rs, key=lambda r: r['kernel_size'])
+    x = [r['train_wall_s'] for r in rs]
+    y = [r['test_accuracy'] for r in rs]
+    ax.plot(x, y, marker='o', label=f'{design.strip()}{", " if design else ""}{padding}, '
+                                    f'{dtype}, batch {batch}')
+    for r, xi, yi in zip(rs, x, y):
+      ax.annotate(f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(4, 4),
+                  fontsize=8)
+  head = ok[0]
+  epochs = head.get('epochs')
+  ax.set_xlabel(f'training time for {epochs} epoch(s), measured end to end [s]\n'
+                '(input pipeline included, compile and evaluation excluded)')
+  ax.margins(x=0.12, y=0.15)  # room for the k= labels
+  ax.set_ylabel(f'test accuracy (fraction of {head.get("test_examples")} test images)')
+  ax.set_title(f'Does a larger kernel buy accuracy worth its time?\n'
+               f'{head.get("data")}, {epochs} epoch(s), {head.get("device_kind")}', fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(title='padding, dtype, batch', fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+def _pct(part, whole) -> str:
+  return '—' if part is None or not whole else f'{100.0 * part / whole:.1f}%'
+
+
+def results_md_section(recs: list[dict], workdir: str) -> list[str]:
+  """Markdown lines for results.md (and the PNG beside it); [] without accuracy records."""
+  ok = _ok(recs)
+  png = plot_accuracy_vs_time(recs, os.path.join(workdir, PLOT_FILE))
+  if png is None:
+    return []
+  head = ok[0]
+  lines = ['## Accuracy against time', '',
+           f'{head.get("data")} {head.get("data_version")}, {head.get("epochs")} epoch(s) per '
+           f'point, {head.get("train_examples")} training and {head.get("test_examples")} test '
+           'images. Times are measured end to end with the input pipeline '
+           f'(prefetch depth {head.get("prefetch")}), not projected; data wait is the time the '
+           'host was blocked waiting for a batch.', '',
+           f'![test accuracy against training time]({PLOT_FILE})', '',
+           '| k | padding | test accuracy | train loss | epoch s (measured) | data wait s '
+           '(% of epoch) | compute s | compile s |',
+           '|---:|---|---:|---:|---:|---:|---:|---:|']
+  for r in ok:
+    lines.append(f'| {r["kernel_size"]}{records.design(r)} | {r["padding"]} | '
+                 f'{r["test_accuracy"]:.4f} | '
+                 f'{r["train_loss"]:.4f} | {r["epoch_s"]:.1f} | {r["data_wait_s"]:.3f} '
+                 f'({_pct(r["data_wait_s"], r["epoch_s"])}) | {r["compute_s"]:.1f} | '
+                 f'{r["compile_s"]:.2f} |')
+  return lines + ['']

@@ -1,0 +1,135 @@
+"""Training for accuracy: one short real epoch end to end, records, the plot, the CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from kernelscale.data import source, prepare
+from kernelscale.measure import training, sweep
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ACC = os.path.join(ROOT, 'experiments', 'accuracy.py')
+
+
+def _config(**kw):
+  c = ml_collections.ConfigDict(dict(
+      name='t', model='seed', kernel_sizes=(3,), paddings=('SAME',), batch_size=16,
+      dtype='float32', precision='default', cpu_conv='auto', learning_rate=3e-3, seed=0, data='mnist', data_dir=None, download=False,
+      cache_dir=None, epochs=1, prefetch=2, eval_batch_size=24, train_examples=64,
+      warmup_steps=0, timed_steps=1))
+  c.update(kw)
+  return c
+
+
+def _learnable_idx(folder, n_train=240, n_test=60):
+  """IDX files whose label is where a bright bar sits: learnable in a few steps."""
+  rng = np.random.default_rng(0)
+  os.makedirs(folder, exist_ok=True)
+  for split, n in (('train', n_train), ('test', n_test)):
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for i, l in enumerate(labels):
+      images[i, 2 + 2 * l:4 + 2 * l, 4:24] = 255
+    img, lab = prepare.IDX_FILES[split]
+    prepare.write_idx(os.path.join(folder, img + '.gz'), images)
+    prepare.write_idx(os.path.join(folder, lab + '.gz'), labels)
+
+
+@pytest.mark.parametrize('kw,field', [
+    ({'epochs': -1}, 'config.epochs'), ({'prefetch': 0}, 'config.prefetch'),
+    ({'data': 'synthetic'}, 'config.data'), ({'data_dir': 3}, 'config.data_dir')])
+def test_bad_training_fields(kw, field):
+  with pytest.raises(sweep.ConfigError, match=field):
+    sweep.validate(_config(**kw))
+
+
+def _rec(k, acc, wall, padding='SAME'):
+  return {'status': 'ok', 'kernel_size': k, 'padding': padding, 'dtype': 'float32',
+          'batch_size': 128, 'test_accuracy': acc, 'train_wall_s': wall, 'epoch_s': wall,
+          'train_loss': 0.4, 'data_wait_s': 0.01, 'compute_s': wall - 0.1, 'compile_s': 1.0,
+          'epochs': 1, 'data': 'fashion_mnist', 'data_version': '3.0.1', 'test_examples': 10000,
+          'train_examples': 60000, 'prefetch': 2, 'device_kind': 'cpu'}
+
+
+def test_plot_and_results_md_section(tmp_path):
+  recs = [_rec(3, 0.87, 20.0), _rec(5, 0.88, 35.0), _rec(7, 0.875, 60.0),
+          {'status': 'failed', 'kernel_size': 9, 'padding': 'SAME', 'error': 'x'}]
+  lines = training.results_md_section(recs, str(tmp_path))
+  png = tmp_path / training.PLOT_FILE
+  assert png.exists() and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  text = '\n'.join(lines)
+  assert f']({training.PLOT_FILE})' in text and '| 5 | SAME | 0.8800 |' in text
+  # Step-timing records (no accuracy) add nothing.
+  assert training.results_md_section([{'status': 'ok', 'kernel_size': 3}], str(tmp_path / 'x')) == []
+
+
+def test_cli_trains_learns_and_records_measured_times(tmp_path):
+  # IDX files -> prepared TFDS -> run.py: 3 epochs of 12 steps, one compile.
+  _learnable_idx(tmp_path / 'idx')
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  wd = tmp_path / 'wd'
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), f'--config={ACC}:quick',
+                      '--config.kernel_sizes=3', '--config.batch_size=20', '--config.epochs=3',
+                      '--config.learning_rate=0.003', f'--config.data_dir={tmp_path / "tfds"}',
+                      f'--workdir={wd}'], capture_output=True, text=True, cwd=ROOT, env=env,
+                     timeout=300)
+  assert p.returncode == 0, p.stderr
+  (r,) = [json.loads(l) for l in open(wd / 'results.jsonl')]
+  assert r['status'] == 'ok' and r['kernel_size'] == 3 and r['data'] == 'fashion_mnist'
+  assert r['train_step_compiles'] == 1
+  assert r['epochs'] == 3 and len(r['epoch_s_each']) == 3 and r['steps_per_epoch'] == 12
+  assert r['epoch_s_kind'] == 'measured' and r['data_cache'] == 'miss'
+  for key in ('train_loss', 'test_accuracy', 'epoch_s', 'data_wait_s', 'compute_s', 'compile_s'):
+    assert isinstance(r[key], float), key
+  assert r['epoch_s'] == pytest.approx(r['train_wall_s'] / 3)
+  assert 0 <= r['data_wait_s'] < r['epoch_s'] and 0 < r['compute_s'] <= r['epoch_s']
+  assert r['steps_timed'] == 3 * 12 - 1  # every step but the first
+  assert r['test_examples'] == 60 and r['eval_compile_s'] > 0
+  assert r['test_accuracy'] >= 0.9, r['test_accuracy']  # chance is 0.1
+  assert r['train_loss'] < 1.0
+  md = (wd / 'results.md').read_text()
+  assert 'Accuracy against time' in md and (wd / training.PLOT_FILE).exists()
+  assert f']({training.PLOT_FILE})' in (wd / 'report.md').read_text()
+  assert 'test accuracy' in p.stdout
+  assert 'other_cpu_share' in r
+
+
+def test_training_records_other_load_around_the_epochs(tmp_path, monkeypatch):
+  import time  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import timing  # pylint: disable=g-import-not-at-top
+  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
+                   eval_batch_size=20)
+  pt = sweep.validate(config)[0]
+  dset = source.load(config)
+  # Fake counters: another process keeps every CPU busy the whole time (read a few
+  # microseconds apart from the wall clock, hence the tolerance), then nobody does.
+  monkeypatch.setattr(timing, 'MIN_LOAD_TICKS', 0)
+  monkeypatch.setattr(timing, 'host_cpu_busy',
+                      lambda *a, **k: (time.perf_counter() * 2 + time.process_time(), 2))
+  assert training.train_point(pt, config, dset)['other_cpu_share'] == pytest.approx(1.0, abs=0.01)
+  monkeypatch.setattr(timing, 'host_cpu_busy', lambda *a, **k: (time.process_time(), 2))
+  assert training.train_point(pt, config, dset)['other_cpu_share'] == pytest.approx(0, abs=0.01)
+
+
+def test_sweep_mode_on_cifar10_shapes(tmp_path):
+  # Step-timing mode on a 32x32x3 dataset: the model, the analytic FLOPs and
+  # the parameter count all follow the dataset's features.
+  config = _config(epochs=0, timed_steps=2, warmup_steps=0, data='cifar10')
+  with tfds.testing.mock_data(num_examples=32):
+    assert sweep._input_hw_c(source.spec(config)) == (32, 3)
+    rec = sweep.measure_point(sweep.validate(config)[0], config)
+  assert rec['epoch_s_kind'] == 'projected' and rec['steps_timed'] == 2
+  assert not any('analytic params' in n for n in rec['notes']), rec['notes']
+  assert rec['params'] == 3 * 3 * 3 * 32 + 32 + 3 * 3 * 32 * 64 + 64 + 8 * 8 * 64 * 128 + 128 + 1290
+  assert rec['xla_flops'] == pytest.approx(rec['analytic_flops'], rel=0.02)
