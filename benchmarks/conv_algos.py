@@ -18,10 +18,7 @@ cache effects differ. The rule in convs.choose was set from whole train steps
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import time
 
 
 from kernelscale import cli  # pylint: disable=g-import-not-at-top
@@ -45,6 +42,7 @@ def main() -> None:
   backend = host.configure(a.cpu_conv)  # as run.py: conv path, and malloc=auto
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import timing  # pylint: disable=g-import-not-at-top
   from kernelscale.net import convs, models  # pylint: disable=g-import-not-at-top
 
   platform = jax.default_backend()
@@ -72,11 +70,7 @@ def main() -> None:
         n = r % len(convs.ALGOS)
         order = convs.ALGOS[n:] + convs.ALGOS[:n]
         for algo in order:
-          ts = []
-          for _ in range(a.steps):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fns[algo](x, w))
-            ts.append(time.perf_counter() - t0)
+          ts = timing.time_calls(lambda f=fns[algo]: jax.block_until_ready(f(x, w)), a.steps)
           per[algo].append(statistics.median(ts))
       med = {algo: statistics.median(v) for algo, v in per.items()}
       best = min(med, key=med.get)

@@ -7,25 +7,18 @@ roofline uses (kernelscale.ceilings.measure_ceilings), then the same copy
 without donation (a fresh output buffer per call) and numpy's in-place add on
 the same array size, side by side.
 """
-import os
-import sys
-import time
 
 
 import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from kernelscale.measure import ceilings  # pylint: disable=wrong-import-position
+from kernelscale.measure import ceilings, timing
 
 
 def _best(fn, repeats=20):
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return min(times), float(np.median(times))
+  s = timing.summary(timing.time_calls(fn, repeats))
+  return s['min'], s['median']
 
 
 def main():

@@ -14,16 +14,14 @@ its VJP by itself (jit, warm, blocked, median of N), after a ReLU as in the net.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kernelscale.net import models  # pylint: disable=g-import-not-at-top
+from kernelscale.measure import timing
+from kernelscale.net import models
 
 FORMS = {
     'reduce_window (nn.max_pool)': lambda x: nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2)),
@@ -34,12 +32,7 @@ FORMS = {
 def _median_s(fn, args, steps: int) -> float:
   for _ in range(3):
     jax.block_until_ready(fn(*args))
-  ts = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    ts.append(time.perf_counter() - t0)
-  return float(np.median(ts))
+  return timing.summary(timing.time_calls(lambda: jax.block_until_ready(fn(*args)), steps))['median']
 
 
 def main() -> None:

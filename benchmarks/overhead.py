@@ -13,9 +13,7 @@ alternating pairs; the figure is the median over pairs of
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 

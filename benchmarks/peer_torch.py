@@ -34,7 +34,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Callable
 
 
@@ -55,8 +54,8 @@ def host_threads() -> int:
 
 def conv_impls(compiled, platform: str) -> str:
   """The distinct conv implementations in a compiled step, e.g. 'Eigen (XLA CPU convolution)'."""
-  from kernelscale.measure import hlo  # pylint: disable=g-import-not-at-top
-  impls = hlo.conv_impl_of(compiled.as_text(), platform)
+  from kernelscale.measure import hlo_labels  # pylint: disable=g-import-not-at-top
+  impls = hlo_labels.conv_impl_of(compiled.as_text(), platform)
   return ' + '.join(sorted(set(impls.values()))) or 'none found'
 
 
@@ -121,13 +120,12 @@ def time_torch_steps(step: Callable, steps: int, sync: Callable) -> list[float]:
   """One untimed step, then `steps` steps each timed to completion on the device."""
   step()
   sync()
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
+  from kernelscale.measure import timing  # pylint: disable=g-import-not-at-top
+
+  def call():
     step()
     sync()
-    times.append(time.perf_counter() - t0)
-  return times
+  return timing.time_calls(call, steps)
 
 
 class _JaxSide:
@@ -327,13 +325,13 @@ def _line(r: dict) -> str:
 
 
 def _load(r: dict) -> str:
-  """'   other load 3%', with a warning from host.CONTENDED_SHARE; '' when not measured."""
-  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
+  """'   other load 3%', with a warning from claims.CONTENDED_SHARE; '' when not measured."""
+  from kernelscale.analysis import claims  # pylint: disable=g-import-not-at-top
   share = r.get('other_cpu_share')
   if share is None:
     return ''
   warn = (' (CONTENDED: other processes may have slowed these rounds, torch\'s threads most; '
-          'rerun on a quiet machine)' if share >= host.CONTENDED_SHARE else '')
+          'rerun on a quiet machine)' if share >= claims.CONTENDED_SHARE else '')
   return f'   other load {share:.0%}{warn}'
 
 

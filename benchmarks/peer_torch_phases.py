@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 
 from benchmarks import peer_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -24,12 +23,8 @@ PHASES = ('forward', 'backward_input', 'backward_filter')
 
 def _times(fn, steps: int) -> list[float]:
   """Seconds of `steps` calls of `fn`, each run to completion."""
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return times
+  from kernelscale.measure import timing  # pylint: disable=g-import-not-at-top
+  return timing.time_calls(fn, steps)
 
 
 def phase_fns(kernel_size: int, batch_size: int, hw: int = 14, c_in: int = 32,

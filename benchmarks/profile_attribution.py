@@ -18,7 +18,6 @@ import argparse
 import glob
 import os
 import statistics
-import sys
 import tempfile
 
 

@@ -33,7 +33,6 @@ on this hardware. Without torch that row is skipped with a note.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 
@@ -65,11 +64,11 @@ def main(argv=None) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   from kernelscale.measure import ceilings, timing  # pylint: disable=g-import-not-at-top
   from kernelscale.data import source
-  from kernelscale.net import models, train
+  from kernelscale.net import models, shapes, train
   try:
     for k in a.kernel_sizes:
       models.build('seed', k, a.padding, 'float32')
-  except models.ShapeError as e:
+  except shapes.ShapeError as e:
     cli.fail(f'--kernel_sizes: {e}')
 
   platform = jax.default_backend()
@@ -162,17 +161,17 @@ def main(argv=None) -> None:
 
 def other_load_line(load: dict) -> str:
   """One line: the share of the CPU other processes took while each k's rows were timed."""
-  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
+  from kernelscale.analysis import claims  # pylint: disable=g-import-not-at-top
   got = {k: v['other_cpu_share'] for k, v in load.items() if v['other_cpu_share'] is not None}
   if not got:
     return 'other load: not measured (no /proc/stat, or windows too short for its counters)'
   line = ('other load (share of the CPU other processes took while each k\'s rows were built and '
           'timed): ') + ', '.join(
       f'k={k} {v:.0%}' for k, v in got.items())
-  hot = [k for k, v in got.items() if v >= host.CONTENDED_SHARE]
+  hot = [k for k, v in got.items() if v >= claims.CONTENDED_SHARE]
   if hot:
     line += (f'. WARNING: at k={",".join(map(str, hot))} other processes took '
-             f'{host.CONTENDED_SHARE:.0%} or more: those rows are slowed; rerun on a quiet machine')
+             f'{claims.CONTENDED_SHARE:.0%} or more: those rows are slowed; rerun on a quiet machine')
   return line
 
 

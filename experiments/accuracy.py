@@ -16,36 +16,20 @@ Per point it records train_loss, test_accuracy, epoch_s (measured end to end,
 input pipeline included), data_wait_s, compute_s and compile_s; results.md
 gets an accuracy-against-time plot.
 """
-import ml_collections
-from ml_collections import config_dict
+from experiments import seed
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+def get_config(arg: str | None = None):
   """Accuracy sweep; `arg='quick'` trains one epoch at k=3,5,7."""
-  c = ml_collections.ConfigDict()
+  c = seed.get_config()
   c.name = 'accuracy'
-  c.model = 'seed'
-  c.kernel_sizes = (3, 5, 7, 9)
   c.paddings = ('SAME',)
-  c.batch_size = 128
-  c.dtype = 'float32'
-  c.precision = 'default'          # default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)
-  c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/measure/host.py)
-  c.malloc = 'auto'                # auto (retain on glibc) | retain | system: host malloc (device.py)
-  c.conv_algo = 'xla'              # xla (nn.Conv as written) | auto (per layer; kernelscale/net/convs.py)
-  c.learning_rate = 1e-3
-  c.seed = 0
   c.data = 'fashion_mnist'         # any TFDS image-classification dataset (uint8 images)
-  c.data_dir = config_dict.placeholder(str)   # None: TFDS's default (~/tensorflow_datasets)
-  c.download = False               # True: TFDS download_and_prepare (network + TensorFlow)
-  c.cache_dir = config_dict.placeholder(str)  # decoded arrays; None: <data_dir>/kernelscale_cache
-  c.epochs = 5                     # > 0 selects training for accuracy (kernelscale.accuracy)
-  c.prefetch = 2                   # batches kept on the device ahead of the step
-  c.eval_batch_size = 1000
-  # Fields of the step-timing mode; unused when epochs > 0 (every step is timed).
-  c.train_examples = 60_000
+  c.epochs = 5                     # > 0 selects training for accuracy (kernelscale.measure.training)
+  # Every step of an epoch is timed, so the step-timing mode's warm-up and window go unused.
   c.warmup_steps = 0
   c.timed_steps = 1
+  c.profile = False
   if arg == 'quick':
     c.kernel_sizes = (3, 5, 7)
     c.epochs = 1

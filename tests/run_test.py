@@ -77,7 +77,7 @@ def test_cli_end_to_end_quick(tmp_path):
     (('--config=' + os.path.join(ROOT, 'experiments', 'backends.py') + ':quick',
       '--config.model=seed,seed_dilated'), 'config.model'),
     (('--config=' + os.path.join(ROOT, 'experiments', 'accuracy.py') + ':quick',
-      '--config.profile=False'), '--config.profile: unknown field'),
+      '--config.profiling=False'), '--config.profiling: unknown field'),
 ])
 def test_bad_input_one_line_nonzero_no_records(tmp_path, args, field):
   wd = tmp_path / 'wd'

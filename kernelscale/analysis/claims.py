@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.measure import host
-from kernelscale.net import flops, models
+from kernelscale.net import flops, shapes
 
 
 HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED = 'holds', 'partly holds', 'does not hold', 'not measured'
@@ -24,6 +23,9 @@ EXPONENT_TOL = 0.5      # "grows like k²": exponent within 2 ± this
 DOMINANT_SHARE = 0.5    # a part that is at least half of the step dominates it
 GROWS = 1.05            # a ratio above this counts as growth (5% margin for noise)
 MEMORY_GROWS = 1.5      # "uses more memory": at least 1.5x from smallest to largest k
+# From this share of the CPU taken by other processes while a point's steps were timed
+# (record field other_cpu_share), its step time is reported as possibly inflated.
+CONTENDED_SHARE = 0.10
 OPT_HOLDS, OPT_PARTLY = 0.5, 0.1  # optimizer share of the step-time growth
 # Profiled phase times are used only when the trace attributes between these
 # shares of the step (trace_coverage): a thinner trace, or a traced window that
@@ -42,8 +44,7 @@ CLAIMS = {
 
 def features_of(rec: dict):
   """The conv widths of a record's model, or None for a model not defined here."""
-  m = models.MODELS.get(rec.get('model'))
-  return m.keywords.get('features') if m is not None else None
+  return shapes.features_of(rec.get('model'))
 
 
 def input_hw_c(rec: dict) -> tuple[int, int]:
@@ -51,14 +52,14 @@ def input_hw_c(rec: dict) -> tuple[int, int]:
   return int(rec.get('input_hw') or 28), int(rec.get('input_channels') or 1)
 
 
-def conv_shapes(rec: dict) -> list[models.ConvLayer] | None:
+def conv_shapes(rec: dict) -> list[shapes.ConvLayer] | None:
   feats = features_of(rec)
   if feats is None:
     return None
   hw, c = input_hw_c(rec)
-  # A design of models.BLOCKS may not build every k (stacked and dilated: odd k only).
-  models.check_block(models.block_of(rec['model']), rec['kernel_size'])
-  return models.conv_layers(feats, rec['kernel_size'], rec['padding'], hw, c)
+  # A design of shapes.BLOCKS may not build every k (stacked and dilated: odd k only).
+  shapes.check_block(shapes.block_of(rec['model']), rec['kernel_size'])
+  return shapes.conv_layers(feats, rec['kernel_size'], rec['padding'], hw, c)
 
 
 def primary_group(groups: dict[str, list[dict]]) -> str | None:
@@ -67,7 +68,7 @@ def primary_group(groups: dict[str, list[dict]]) -> str | None:
     return len({r['kernel_size'] for r in groups[g]})
   cands = [g for g in groups if n_k(g) >= 2]
   # The question is about one k x k conv: a same-receptive-field design
-  # (models.BLOCKS) is the primary group only when no plain group is there.
+  # (shapes.BLOCKS) is the primary group only when no plain group is there.
   plain = [g for g in cands if records.block(groups[g][0]) == 'plain']
   cands = plain or cands
   same = [g for g in cands if groups[g][0]['padding'] == 'SAME']
@@ -104,7 +105,7 @@ def taps_per_position(rec: dict) -> float | None:
   """
   layers, per = conv_shapes(rec), rec.get('analytic_phase_flops')
   if not layers or not per or records.block(rec) != 'plain':
-    return None  # a design of models.BLOCKS has other convs than one k x k per layer
+    return None  # a design of shapes.BLOCKS has other convs than one k x k per layer
   macs = sum(per.get(f'{l.name}/forward', 0.0) / 2 for l in layers)
   slots = sum(rec['batch_size'] * l.out_hw ** 2 * l.c_in * l.c_out for l in layers)
   return macs / slots if slots else None
@@ -162,7 +163,7 @@ def claim_filters(groups, g) -> dict:
   lo, hi = _ends(groups[g])
   if records.block(lo) != 'plain':
     return _claim(2, NOT_MEASURED, f'{g}: the claim is about one k×k conv per layer; this group '
-                  f'is the {lo["block"]} design (models.BLOCKS), whose convs are not k×k', {})
+                  f'is the {lo["block"]} design (shapes.BLOCKS), whose convs are not k×k', {})
   mults = []
   for r in (lo, hi):
     layers, per = conv_shapes(r), r.get('analytic_phase_flops')
@@ -342,7 +343,7 @@ def _gap_clause(groups, fits, g) -> str:
 
 
 # A step that faulted in at least this share of its scratch buffer's pages was
-# paying glibc's mmap-per-block for it (host.configure_malloc).
+# paying glibc's mmap-per-block for it (measure.host.configure_malloc).
 FAULTED_SHARE = 0.5
 
 
@@ -350,7 +351,8 @@ def _faults_clause(rs) -> str:
   """'' unless the steps re-faulted their scratch buffer every step (malloc=system)."""
   hit = [r for r in rs if r.get('malloc_mode') != 'retain' and r.get('minor_faults_per_step')
          and r.get('temp_bytes')
-         and r['minor_faults_per_step'] * host.page_size() >= FAULTED_SHARE * r['temp_bytes']]
+         and r.get('page_bytes')
+         and r['minor_faults_per_step'] * r['page_bytes'] >= FAULTED_SHARE * r['temp_bytes']]
   if not hit:
     return ''
   f = sorted(r['minor_faults_per_step'] for r in hit)
@@ -362,7 +364,7 @@ def _faults_clause(rs) -> str:
 def _load_clause(rs) -> str:
   """'' unless other processes took a share of the CPU while some of these points were timed."""
   hit = [r['other_cpu_share'] for r in rs
-         if (r.get('other_cpu_share') or 0) >= host.CONTENDED_SHARE]
+         if (r.get('other_cpu_share') or 0) >= CONTENDED_SHARE]
   if not hit:
     return ''
   share = (f'{min(hit):.0%}' if f'{min(hit):.0%}' == f'{max(hit):.0%}'
@@ -409,7 +411,7 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
 def design_sentence(rows: Sequence[dict]) -> str | None:
   """What each same-receptive-field design bought at the largest k measured.
 
-  From fits.same_receptive_field rows; None when the run compared no designs.
+  From summary.same_receptive_field rows; None when the run compared no designs.
   """
   others = [r for r in rows
             if r['block'] != 'plain' and r.get('step_ratio') and not r.get('same_as_plain')]

@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kernelscale import records
 from kernelscale.measure import timing
-from kernelscale.net import convs, models
+from kernelscale.net import convs, shapes
 
 
-CEILINGS_FILE = 'ceilings.json'
 # Matmul side and copy length per platform: large enough to leave the caches
 # and keep every core busy, small enough that each repeat takes well under a
 # second on that platform.
@@ -37,22 +37,10 @@ COPY_ELEMENTS = {'cpu': 32 * 2**20, 'gpu': 256 * 2**20, 'tpu': 256 * 2**20}
 SLOW_CALL_S = 1.0
 
 
-def device_key(platform: str, device_kind: str) -> str:
-  """The cache key for one kind of device, e.g. 'cpu/cpu' or 'gpu/NVIDIA H100'."""
-  return f'{platform}/{device_kind}'
-
-
 def _time_calls(fn, args, repeats: int, budget_s: float) -> list[float]:
   """Seconds per blocked call of an already compiled fn; stops early past budget_s."""
   jax.block_until_ready(fn(*args))  # warm (first run may touch fresh pages)
-  times: list[float] = []
-  start = time.perf_counter()
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-    if time.perf_counter() - start > budget_s:
-      break
+  times = timing.time_calls(lambda: jax.block_until_ready(fn(*args)), repeats, budget_s)
   return times
 
 
@@ -128,7 +116,7 @@ def measure_ceilings() -> dict:
     notes.append(f'bf16 matmul failed: {type(e).__name__}: {e}')
   cp = copy_bytes_per_s(m)
   return {
-      'device_key': device_key(plat, dev.device_kind), 'platform': plat,
+      'device_key': records.device_key(plat, dev.device_kind), 'platform': plat,
       'device_kind': dev.device_kind, 'jax_version': jax.__version__,
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
       'ceiling_flops_per_s': f32['flops_per_s'],
@@ -146,15 +134,6 @@ def measure_ceilings() -> dict:
   }
 
 
-def load(workdir: str) -> dict:
-  """Every cached ceiling entry in <workdir>/ceilings.json ({} when none)."""
-  path = os.path.join(workdir, CEILINGS_FILE)
-  if not os.path.exists(path):
-    return {}
-  with open(path, encoding='utf-8') as f:
-    return json.load(f)
-
-
 def load_or_measure(workdir: str) -> dict:
   """This device's ceilings: from the workdir's cache, else measured and cached.
 
@@ -162,12 +141,12 @@ def load_or_measure(workdir: str) -> dict:
     The entry for the current device (see measure_ceilings).
   """
   dev = jax.devices()[0]
-  key = device_key(dev.platform, dev.device_kind)
-  cache = load(workdir)
+  key = records.device_key(dev.platform, dev.device_kind)
+  cache = records.load_ceilings(workdir)
   if key in cache:
     return cache[key]
   cache[key] = measure_ceilings()
-  path = os.path.join(workdir, CEILINGS_FILE)
+  path = os.path.join(workdir, records.CEILINGS_FILE)
   with open(path + '.tmp', 'w', encoding='utf-8') as f:
     json.dump(cache, f, indent=1)
   os.replace(path + '.tmp', path)
@@ -179,7 +158,7 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
                       repeats: int = 15, budget_s: float = 2.0) -> list[dict]:
   """Each conv layer's convolutions, as nn.Conv's train step runs them, timed alone.
 
-  Per layer (models.conv_layers' shapes): `forward` (lax.conv, nn.Conv's
+  Per layer (shapes.conv_layers' shapes): `forward` (lax.conv, nn.Conv's
   NHWC/HWIO form), `backward_input` (its input gradient; not for the first
   layer, whose input is the data, as in flops.py) and `backward_filter` (its
   kernel gradient), each from jax.vjp, each compiled alone with the process's
@@ -199,7 +178,7 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
       'backward_filter': lambda x, w, g: jax.vjp(lambda w_: conv(x, w_), w)[1](g)[0],
   }
   out = []
-  layers = models.conv_layers(features, kernel_size, padding, input_hw, channels)
+  layers = shapes.conv_layers(features, kernel_size, padding, input_hw, channels)
   for i, layer in enumerate(layers):
     keys = jax.random.split(jax.random.PRNGKey(i), 3)
     x = jax.random.normal(keys[0], (batch_size, layer.in_hw, layer.in_hw, layer.c_in), dtype)

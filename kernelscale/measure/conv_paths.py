@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from kernelscale import records
-from kernelscale.measure import host
+from kernelscale.measure import host, sweep
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,6 +41,26 @@ def child_command(config, path: str, workdir: str) -> list[str]:
     args.append(_override(key, value))
   args.append(f'--config.cpu_conv={path}')
   return args
+
+
+def check(config) -> None:
+  """Checks an experiments/backends.py config before any child starts.
+
+  Raises:
+    sweep.ConfigError: naming the field; shapes.ShapeError for a kernel that does not fit.
+  """
+  for path in config.compare_cpu_conv:
+    if path not in host.CPU_CONV_CHOICES[1:]:
+      raise sweep.ConfigError(f'config.compare_cpu_conv: unknown path {path!r}; use ynnpack '
+                              'and/or eigen')
+  if config.cpu_conv != 'auto':
+    raise sweep.ConfigError(f'config.cpu_conv: {config.cpu_conv!r} has no effect here: this '
+                            'experiment runs each path of config.compare_cpu_conv in turn')
+  pts = sweep.validate(config)  # the children's fields
+  if len({pt.model for pt in pts}) > 1:
+    raise sweep.ConfigError(
+        f'config.model: {config.model!r}: this experiment compares conv paths on one network '
+        '(its speed-up, cached for cpu_conv=auto, is a median over points); give one model')
 
 
 def compare(config, workdir: str, log: Callable[[str], None] = print) -> list[dict]:
@@ -97,26 +117,11 @@ def speed_table(recs: list[dict]) -> tuple[list[dict], float | None]:
   return rows, geo
 
 
-def markdown(rows: list[dict], geo: float | None) -> str:
-  """The comparison as a markdown table, with the verdict line."""
-  lines = ['| k | padding | YNNPACK (jax default) step ms | Eigen step ms | Eigen speed-up |',
-           '|---:|---|---:|---:|---:|']
-  for r in rows:
-    f = lambda key, s=1e3: f'{r[key] * s:.2f}' if key in r else '—'  # noqa: E731
-    lines.append(f'| {r["kernel_size"]} | {r["padding"]} | {f("ynnpack_step_s")} | '
-                 f'{f("eigen_step_s")} | {f("speedup_eigen", 1)} |')
-  if geo is not None:
-    faster = 'Eigen' if geo > 1 else 'YNNPACK (the default)'
-    lines += ['', f'Geometric-mean speed-up of Eigen over the out-of-the-box YNNPACK path: '
-              f'**{geo:.2f}×** — {faster} is faster on this machine.']
-  return '\n'.join(lines)
-
-
-def run(config, workdir: str, log: Callable[[str], None] = print) -> tuple[list[dict], str]:
-  """compare(), then the table in <workdir>/backends.md and the cached decision."""
+def run(config, workdir: str,
+        log: Callable[[str], None] = print) -> tuple[list[dict], list[dict], float | None]:
+  """compare(), then cpu_conv=auto's cached decision; returns (records, speed rows, geo mean)."""
   recs = compare(config, workdir, log)
   rows, geo = speed_table(recs)
-  md = markdown(rows, geo)
   algo = config.get('conv_algo', 'xla')
   if (config.cache_decision and geo is not None
       and {'ynnpack', 'eigen'} <= set(config.compare_cpu_conv)):
@@ -133,8 +138,4 @@ def run(config, workdir: str, log: Callable[[str], None] = print) -> tuple[list[
       # cpu_conv=auto's cache is the choice for nn.Conv's convolutions.
       log(f'not cached: measured with conv_algo={algo}; cpu_conv=auto follows a '
           'conv_algo=xla measurement')
-  path = os.path.join(workdir, 'backends.md')
-  with open(path, 'w', encoding='utf-8') as f:
-    f.write('# CPU convolution paths, side by side\n\n'
-            f'Convolutions: conv_algo={algo}.\n\n' + md + '\n')
-  return recs, md
+  return recs, rows, geo

@@ -8,9 +8,9 @@ touches a device, and `auto` measures both paths in child processes.
 XLA:CPU allocates each step's scratch buffer (tens of MiB for the seed
 network) with the C library's malloc. glibc serves blocks above its mmap
 threshold (at most 32 MiB) with a fresh mmap and unmaps them on free, so
-every step page-faults its whole scratch buffer in again: ~11,000 minor faults
-per seed step at k=3 here, ~40% of the step (benchmarks/malloc.py,
-WORKSPACE.md). `configure_malloc` tells glibc to keep freed memory instead.
+every step page-faults its whole scratch buffer in again (benchmarks/malloc.py
+measures what that costs; figures in docs/methods.md). `configure_malloc`
+tells glibc to keep freed memory instead.
 
 This module must not import jax at module level.
 """
@@ -21,21 +21,17 @@ import importlib.util
 import json
 import os
 import platform
-import re
-import statistics
 import sys
 import time
-
-from kernelscale import records
 
 
 EIGEN_FLAG = '--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'
 CPU_CONV_CHOICES = ('auto', 'ynnpack', 'eigen')
 _YNN_FLAG_PREFIX = '--xla_cpu_experimental_ynn_fusion_type'
 
-RULE_REASON = ('auto: rule for jaxlib 0.10.2 on CPU: Eigen, measured 1.4-2.2x faster than the '
-               'YNNPACK default on the seed train step (experiments/backends.py, WORKSPACE.md); '
-               'run experiments/backends.py to measure this machine instead')
+RULE_REASON = ('auto: rule for jaxlib 0.10.2 on CPU: Eigen, faster than the YNNPACK default on '
+               'the seed train step where it was measured (docs/methods.md); run '
+               'experiments/backends.py to measure this machine instead')
 
 
 MALLOC_CHOICES = ('auto', 'retain', 'system')
@@ -126,7 +122,7 @@ def configure_cpu_conv(choice: str) -> dict:
       cpu_conv.json, keyed by CPU model, cores, jaxlib version and the
       process's malloc mode, so call configure_malloc first); without one it
       follows the rule RULE_REASON gives, verified by experiments/backends.py
-      (see WORKSPACE.md).
+      (docs/methods.md).
 
   Returns:
     Record fields: cpu_conv, cpu_conv_path, cpu_conv_reason and
@@ -183,7 +179,6 @@ def resolve_cpu_conv(choice: str, mode: str) -> dict:
 # jax plugins that mean the sweep will run on an accelerator, not on XLA:CPU
 _ACCELERATOR_MODULES = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm60_plugin',
                         'jax_rocm7_plugin', 'libtpu')
-GLIBC_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
 
 
 def _glibc():
@@ -323,157 +318,3 @@ def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:
     os.replace(tmp, path)
   except OSError:
     pass  # an unwritable cache only means measuring again next time
-
-
-def _unoptimized_convs(ok: list[dict]) -> str | None:
-  """The convolutions XLA:CPU ran as its own unoptimized loop instead of Eigen, with their profiled rate."""
-  from kernelscale.measure import hlo  # pylint: disable=g-import-not-at-top  (no jax)
-
-  def rate(r, label):
-    t = (r.get('phase_s') or {}).get(label)
-    f = (r.get('analytic_phase_flops') or {}).get(label)
-    return f / t if t and f else None
-
-  items = []
-  for r in ok:
-    impls = r.get('conv_impl') or {}
-    slow = hlo.unoptimized_convs(impls)
-    fast = [x for x in (rate(r, l) for l in impls if l not in slow) if x]
-    for label in slow:
-      impl = impls[label]
-      m = re.search(re.escape(hlo.UNOPTIMIZED_CPU_CONV) + r' \(([^)]*)\)', impl)
-      why = (m.group(1) if m else 'no reason given') + (
-          '; other convolutions share this phase' if ' + ' in impl else '')
-      got = rate(r, label)
-      speed = ''
-      if got:
-        speed = f'; {got / 1e9:.1f} GFLOP/s in the profile'
-        if fast:
-          speed += (f', against {statistics.median(fast) / 1e9:.1f} GFLOP/s for the step\'s '
-                    'other convolutions (median)')
-      items.append(f'{records.point_label(r)} {label} ({why}{speed})')
-  if not items:
-    return None
-  return ('XLA:CPU did not hand every convolution to a conv library (Eigen or YNNPACK); it ran '
-          f'{"these" if len(items) > 1 else "this one"} as its own unoptimized loop: '
-          f'{"; ".join(items)}. XLA rewrites a gradient convolution into this form when, for '
-          'example, the kernel is larger than the layer\'s output (VALID padding); '
-          '`conv_algo=auto` computes such layers another way. Scaling fits says how the '
-          'predictions treat these points.')
-
-
-def _malloc_note(ok: list[dict]) -> str:
-  """What host malloc did to the CPU steps: the mode and the page faults it left."""
-  mode = ok[0].get('malloc_mode')
-  faults = sorted(r['minor_faults_per_step'] for r in ok
-                  if r.get('minor_faults_per_step') is not None)
-  temp = [r['temp_bytes'] for r in ok if r.get('temp_bytes')]
-  if mode == 'retain':
-    line = ('Host memory: glibc kept freed memory for reuse (mallopt: one arena, no mmap per '
-            f'block, no trim; config.malloc={ok[0].get("malloc") or "retain"}).')
-  elif mode == 'system':
-    line = ('Host memory: the C library\'s default malloc '
-            f'({ok[0].get("malloc_reason") or "config.malloc=system"}).')
-    if temp and max(temp) > GLIBC_MMAP_THRESHOLD_MAX:
-      line += (' Under glibc, a block above its mmap threshold (at most 32 MiB) is mapped afresh '
-               'and unmapped on free, so a scratch buffer that large is faulted in again every '
-               'step; config.malloc=retain keeps it.')
-  else:
-    return 'Host memory: these records predate config.malloc; how malloc ran is unknown.'
-  if faults:
-    lo, hi = faults[0], faults[-1]
-    span = f'{lo:,.0f}' if round(lo) == round(hi) else f'{lo:,.0f}-{hi:,.0f}'
-    line += f' Timed steps averaged {span} minor page faults per step (whole process)'
-    if temp:
-      lo_t, hi_t = f'{min(temp) / 2**20:.0f}', f'{max(temp) / 2**20:.0f}'
-      page = page_size()
-      line += (f'; XLA\'s scratch buffer per step was {lo_t if lo_t == hi_t else lo_t + "-" + hi_t}'
-               f' MiB (up to {max(temp) / page:,.0f} pages of {page // 1024} KiB)')
-    line += '.'
-  speed = ok[0].get('malloc_speedup_vs_default')
-  if speed is not None:
-    line += (f' Measured on this machine (benchmarks/malloc.py, seed net, batch 128, k=3-11, '
-             f'{ok[0].get("malloc_measured_when") or "date unknown"}), the train step ran a '
-             f'median {speed:.2f}x as fast with memory kept as under glibc\'s defaults.')
-  else:
-    line += (' This machine has no side-by-side measurement yet: `python benchmarks/malloc.py` '
-             'times both modes in alternating processes.')
-  return line
-
-
-# From this share of the machine's CPU time taken by others while a point's
-# steps were timed (record field other_cpu_share, timing.other_cpu_load), its
-# step time is reported as inflated by other load.
-CONTENDED_SHARE = 0.10
-
-
-def _load_note(ok: list[dict]) -> str | None:
-  """What other processes took of the CPU while the steps were timed; None when not measured."""
-  got = [(r, r['other_cpu_share']) for r in ok if r.get('other_cpu_share') is not None]
-  if not got:
-    return None
-  missing = len(ok) - len(got)
-  unmeasured = (f' Not measured at {missing} of the {len(ok)} points (window too short for '
-                '/proc/stat\'s counters, or no /proc/stat).' if missing else '')
-  hot = [(r, s) for r, s in got if s >= CONTENDED_SHARE]
-  if not hot:
-    return (f'Other load: while the steps of the {len(got)} measured points were timed, other '
-            f'processes took at most {max(s for _, s in got):.1%} of the CPUs this program ran on '
-            f'(/proc/stat; below the {CONTENDED_SHARE:.0%} this report flags), so those step times '
-            'are this program\'s own.' + unmeasured)
-  pts = ', '.join(f'{records.point_label(r)} ({s:.0%})' for r, s in hot)
-  return (f'**Other load may have inflated some step times.** While their steps were timed, other '
-          f'processes (or the hypervisor, as steal time) took {CONTENDED_SHARE:.0%} or more of '
-          f'the CPUs this program ran on at {len(hot)} of {len(got)} measured points: {pts}. Those '
-          'step times, and the fits and verdicts that use them, can overstate what this program '
-          'needs: rerun on a quiet machine (`top` shows what else runs).' + unmeasured)
-
-
-def platform_notes(recs: list[dict]) -> list[str]:
-  """Sentences the report must say about the backend these records ran on.
-
-  Covers the CPU conv path (and its measured speed against jax's default),
-  GPU precision/autotuning, and TPU's bf16 default and channel padding.
-  """
-  ok = [r for r in recs if r.get('status') == 'ok']
-  if not ok:
-    return []
-  r = ok[0]
-  notes = []
-  plat = r.get('platform')
-  if plat == 'cpu':
-    paths = sorted({x.get('cpu_conv_path') for x in ok if x.get('cpu_conv_path')})
-    speed = r.get('cpu_conv_speedup_vs_default')
-    line = (f'CPU convolutions ran on the {" and ".join(paths) or "unknown"} path '
-            f'({r.get("cpu_conv_reason") or "XLA_FLAGS as set"}).')
-    if speed is not None:
-      line += (f' Measured on this machine, Eigen runs the seed step at {speed:.2f}x the '
-               'speed of jax\'s out-of-the-box YNNPACK path.')
-    elif 'eigen' in paths:
-      line += (' This machine has no side-by-side measurement yet: run '
-               '`python run.py --config=experiments/backends.py` for one.')
-    notes.append(line)
-    slow = _unoptimized_convs(ok)
-    if slow:
-      notes.append(slow)
-    notes.append(_malloc_note(ok))
-    load = _load_note(ok)
-    if load:
-      notes.append(load)
-  elif plat == 'gpu':
-    level = r.get('xla_gpu_autotune_level')
-    notes.append(
-        f'GPU: matmul/conv precision `{r.get("precision")}` (jax `default` lets XLA use '
-        'TF32 for float32 on Ampere and newer; `highest` forces full float32), compute dtype '
-        f'`{r.get("dtype")}`, XLA autotune level '
-        f'{level if level is not None else "default (XLA_FLAGS does not set it)"}. '
-        'Autotuning tries several cuDNN algorithms per convolution at compile time, so '
-        'compile time grows with the number and size of convolutions; see the compile-time fit.')
-  elif plat == 'tpu':
-    notes.append(
-        'TPU: float32 matmuls and convolutions at `default` precision run as bfloat16 '
-        'passes on the MXU (use precision=highest for full float32). The MXU works on '
-        '128-wide tiles, so the seed network\'s small channel counts (1 input channel, 32 '
-        'and 64 filters) are padded to 128: much of the hardware idles, and the FLOPs XLA '
-        'reports for the padded shapes exceed the useful work.')
-  return notes

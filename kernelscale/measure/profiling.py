@@ -4,9 +4,9 @@
 wrapped in `StepTraceAnnotation`, writing `<logdir>/plugins/profile/<run>/
 *.xplane.pb` (TensorBoard's Profile tab reads it). `attribute` reads the trace
 back with `jax.profiler.ProfileData` and gives seconds per step per
-"layer/phase", using `hlo.op_labels` of the compiled step's optimized HLO.
+"layer/phase", using `hlo_labels.op_labels` of the compiled step's optimized HLO.
 
-How op time is attributed (measured on CPU, see WORKSPACE.md "profiling"):
+How op time is attributed (docs/methods.md, traces):
 the trace has one interval per executed HLO op (stat `hlo_op`), from its
 start to its end or, for ops the CPU runtime completes asynchronously (Eigen
 convolutions run on the Eigen pool: the op event is only the launch), to its
@@ -34,7 +34,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from kernelscale.measure import hlo
+from kernelscale.measure import hlo, hlo_labels
 
 
 STEP_NAME = 'train'
@@ -175,7 +175,7 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
   Args:
     profile: a `jax.profiler.ProfileData` of the traced window.
     module: the parsed optimized HLO of the traced program.
-    labels: `hlo.op_labels(module)`.
+    labels: `hlo_labels.op_labels(module)`.
     steps: steps in the window (used when events carry no run id).
 
   Returns:
@@ -229,12 +229,12 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     trace_dir, profile_steps, trace_step_s_median, trace_op_sum_s.
   """
   module = hlo.parse(compiled_text)
-  labels = hlo.op_labels(module)
+  labels = hlo_labels.op_labels(module)
   os.makedirs(logdir, exist_ok=True)
   # Kept beside the trace so that attribution can be redone from files alone.
   with open(os.path.join(logdir, HLO_NAME), 'w', encoding='utf-8') as f:
     f.write(compiled_text)
-  fields = {'conv_impl': hlo.conv_impl(module, labels, platform) or None,
+  fields = {'conv_impl': hlo_labels.conv_impl(module, labels, platform) or None,
             'trace_dir': os.path.relpath(logdir, workdir), 'profile_steps': steps,
             'phase_s': None, 'trace_coverage': None, 'trace_step_s_median': None,
             'trace_op_sum_s': None}

@@ -11,7 +11,6 @@ import functools
 import itertools
 import os
 import platform as _platform
-import sys
 import time
 import traceback
 from typing import Callable
@@ -21,8 +20,8 @@ import jaxlib
 
 from kernelscale import records
 from kernelscale.data import source
-from kernelscale.measure import hlo, host, profiling, timing, training
-from kernelscale.net import convs, flops, models, train
+from kernelscale.measure import hlo_labels, host, profiling, timing, training
+from kernelscale.net import convs, flops, models, shapes, train
 
 
 # Matmul/conv precision for f32 on GPU/TPU ('default' lets XLA pick, e.g. TF32
@@ -87,7 +86,7 @@ def validate(config) -> list[Point]:
 
   Raises:
     ConfigError: naming the field (e.g. 'config.kernel_sizes') and the problem.
-    models.ShapeError: when a kernel does not fit a layer, before any compile.
+    shapes.ShapeError: when a kernel does not fit a layer, before any compile.
   """
   ks = _as_tuple(config.kernel_sizes)
   if not ks:
@@ -102,8 +101,8 @@ def validate(config) -> list[Point]:
   if len(set(pads)) != len(pads):
     raise ConfigError(f'config.paddings: a padding is listed twice in {pads}')
   for p in pads:
-    if p not in models.PADDINGS:
-      raise ConfigError(f'config.paddings: unknown padding {p!r}; use one of {models.PADDINGS}')
+    if p not in shapes.PADDINGS:
+      raise ConfigError(f'config.paddings: unknown padding {p!r}; use one of {shapes.PADDINGS}')
   if not _is_int(config.batch_size) or config.batch_size < 1:
     raise ConfigError(f'config.batch_size: {config.batch_size!r} is not an integer >= 1')
   if config.dtype not in models.DTYPES:
@@ -122,7 +121,7 @@ def validate(config) -> list[Point]:
                       'algorithm per layer, see kernelscale/net/convs.py)')
   for m in names:
     try:
-      models.check_algo(m, config.get('conv_algo', 'xla'))
+      shapes.check_algo(m, config.get('conv_algo', 'xla'))
     except ValueError as e:
       raise ConfigError(f'config.{e}') from None
   if config.get('malloc', 'auto') not in host.MALLOC_CHOICES:
@@ -152,10 +151,10 @@ def validate(config) -> list[Point]:
   for pt in pts:
     features = models.MODELS[pt.model].keywords['features']
     try:
-      models.conv_ops(features, pt.kernel_size, pt.padding, *_input_hw_c(spec),
-                      block=models.block_of(pt.model))
-    except models.ShapeError as e:
-      raise models.ShapeError(f'config.kernel_sizes: {e}'
+      shapes.conv_ops(features, pt.kernel_size, pt.padding, *_input_hw_c(spec),
+                      block=shapes.block_of(pt.model))
+    except shapes.ShapeError as e:
+      raise shapes.ShapeError(f'config.kernel_sizes: {e}'
                               + (f' (model {pt.model})' if len(names) > 1 else '')) from None
   return pts
 
@@ -197,7 +196,9 @@ def context() -> dict:
                             if dev.platform == 'cpu' else None),
           'malloc_mode': host.malloc_mode(),
           'xla_gpu_autotune_level': _flag_value('--xla_gpu_autotune_level'),
-          'host': _platform.node(), 'cpu_count': os.cpu_count()}
+          'host': _platform.node(), 'cpu_count': os.cpu_count(),
+          # The report's page-fault figures need the measuring machine's page size.
+          'page_bytes': host.page_size()}
 
 
 def _flag_value(name: str) -> int | None:
@@ -284,7 +285,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
     # Which implementation ran each convolution, from the optimized HLO (the
     # profile computes it too): the analysis sets apart XLA's unoptimized loop.
     try:
-      rec['conv_impl'] = hlo.conv_impl_of(compiled.as_text(), jax.default_backend()) or None
+      rec['conv_impl'] = hlo_labels.conv_impl_of(compiled.as_text(), jax.default_backend()) or None
     except Exception as e:  # pylint: disable=broad-except  (a timed point must not be lost)
       rec['conv_impl'] = None
       notes.append(f'conv_impl is null: reading the optimized HLO failed ({type(e).__name__}: {e})')
@@ -299,7 +300,8 @@ def measure_point(pt: Point, config, workdir: str | None = None,
 
 
 def run(config, workdir: str, log: Callable[[str], None] = print,
-        extra_context: dict | None = None) -> list[dict]:
+        extra_context: dict | None = None,
+        on_record: Callable[[int, int, dict], None] | None = None) -> list[dict]:
   """Measures every point of the sweep, appending each record as it finishes.
 
   Args:
@@ -308,6 +310,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
     log: where progress lines go.
     extra_context: fields added to every record (run.py passes the CPU conv
       decision made before jax initialised).
+    on_record: called with (i, n, record) after each point is appended (run.py
+      prints report.terminal's progress line).
 
   Returns:
     The records written by this run, in order.
@@ -330,7 +334,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
   for i, pt in enumerate(pts, 1):
     t0 = time.perf_counter()
     rec = {'experiment': config.name, 'point': pt.name, 'model': pt.model,
-           'block': models.block_of(pt.model), 'kernel_size': pt.kernel_size, 'padding': pt.padding,
+           'block': shapes.block_of(pt.model), 'kernel_size': pt.kernel_size, 'padding': pt.padding,
            'batch_size': pt.batch_size, 'dtype': pt.dtype, 'precision': config.precision,
            'conv_algo': config.get('conv_algo', 'xla'),
            'warmup_steps': config.warmup_steps, 'seed': config.seed}
@@ -346,25 +350,6 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
     rec['point_wall_s'] = time.perf_counter() - t0
     records.append(path, rec)
     out.append(rec)
-    log(progress_line(i, len(pts), rec))
+    if on_record is not None:
+      on_record(i, len(pts), rec)
   return out
-
-
-def progress_line(i: int, n: int, rec: dict) -> str:
-  head = f'[{i}/{n}] k={rec["kernel_size"]:<2} {rec["padding"]:<5}'
-  if rec.get('block', 'plain') != 'plain':
-    head += f' {rec["block"]}'
-  if rec['status'] != 'ok':
-    return f'{head} FAILED: {rec["error"]}'
-  line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
-          f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')
-  other = rec.get('other_cpu_share')
-  if other is not None and other >= host.CONTENDED_SHARE:
-    line += f', other processes took {other:.0%} of the CPU (step time may be inflated)'
-  algos = rec.get('conv_algos') or {}
-  if convs.substituted(algos.values()):
-    line += ', ' + ' '.join(f'{layer} {a}' for layer, a in sorted(algos.items()))
-  if rec.get('test_accuracy') is not None:
-    line += (f', test accuracy {rec["test_accuracy"]:.4f}, epoch {rec["epoch_s"]:.1f} s '
-             f'(data wait {rec["data_wait_s"]:.2f} s)')
-  return line

@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -124,7 +124,7 @@ def other_cpu_load(stat_path: str = '/proc/stat', min_ticks: int | None = None):
   hypervisor, as steal) took while this process was being timed. None where
   /proc/stat is not readable, or the window is too short for its 1/100 s
   counters (fewer than `min_ticks`, default MIN_LOAD_TICKS, ticks in all); a few percent is still
-  within rounding: the report flags a point from host.CONTENDED_SHARE.
+  within rounding: the report flags a point from claims.CONTENDED_SHARE.
   A CPU quota (cgroup cpu.max) is not seen here. Off CPU (jax on a GPU or
   TPU) the step does not run on these CPUs, so nothing is measured (None).
   """
@@ -142,6 +142,35 @@ def other_cpu_load(stat_path: str = '/proc/stat', min_ticks: int | None = None):
     return
   other = (b1[0] - b0[0]) - (p1 - p0)
   out['other_cpu_share'] = min(1.0, max(0.0, other / (wall * b1[1])))
+
+
+def time_calls(call: Callable[[], Any], n: int, budget_s: float | None = None,
+               after: Callable[[int], Any] | None = None) -> list[float]:
+  """Seconds of each of `n` calls of `call`: the one timing loop every measurement uses.
+
+  `call` must return only once its work is done (jax: block_until_ready on its
+  result; torch: synchronize the device), so each figure is the whole call.
+  With `budget_s`, stops after the call that takes the total past it (at least one call).
+  `after(i)` runs after call i's clock has stopped (e.g. a progress tick).
+  """
+  times: list[float] = []
+  start = time.perf_counter()
+  for _ in range(n):
+    t0 = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - t0)
+    if after is not None:
+      after(len(times) - 1)
+    if budget_s is not None and time.perf_counter() - start > budget_s:
+      break
+  return times
+
+
+def summary(times: Sequence[float]) -> dict:
+  """{'median', 'p10', 'p90', 'min', 'n'} of a list of seconds."""
+  a = np.asarray(times, dtype=np.float64)
+  return {'median': float(np.median(a)), 'p10': float(np.percentile(a, 10)),
+          'p90': float(np.percentile(a, 90)), 'min': float(a.min()), 'n': int(a.size)}
 
 
 def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
@@ -163,25 +192,25 @@ def run_steps(compiled: Callable, state: Any, batch: dict, warmup: int,
   for _ in range(warmup):
     state, metrics = compiled(state, batch)
     jax.block_until_ready((state, metrics))
-  times = []
+  out = [state, metrics]
+
+  def step():
+    # The state is donated: each step rebinds it.
+    out[:] = compiled(out[0], batch)
+    jax.block_until_ready(out)
+
   faults0 = minor_faults()
-  for i in range(steps):
-    t0 = time.perf_counter()
-    state, metrics = compiled(state, batch)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - t0)
-    if on_step is not None:
-      on_step(i)
+  times = time_calls(step, steps, after=on_step)
+  state, metrics = out
   faults = (minor_faults() - faults0) / steps if faults0 is not None and steps else None
   return state, metrics, first, times, faults
 
 
 def step_stats(times: list[float]) -> dict:
   """Median, p10, p90 and min of the timed steps, in seconds."""
-  a = np.asarray(times, dtype=np.float64)
-  return {'step_s_median': float(np.median(a)), 'step_s_p10': float(np.percentile(a, 10)),
-          'step_s_p90': float(np.percentile(a, 90)), 'step_s_min': float(a.min()),
-          'steps_timed': int(a.size)}
+  s = summary(times)
+  return {'step_s_median': s['median'], 'step_s_p10': s['p10'], 'step_s_p90': s['p90'],
+          'step_s_min': s['min'], 'steps_timed': s['n']}
 
 
 def cost_analysis(compiled) -> tuple[dict, list[str]]:

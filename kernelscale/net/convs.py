@@ -23,7 +23,7 @@ parameters or its function; only the float rounding differs (relative error
           layers, so two dft layers in a row need no transpose.
 
 `conv_algo=auto` picks one per layer with `choose`: a rule measured on this
-project's machine (WORKSPACE.md); `benchmarks/conv_algos.py` times every
+project's machines (docs/methods.md); `benchmarks/conv_algos.py` times every
 algorithm per layer so the rule can be checked on any machine.
 """
 from __future__ import annotations
@@ -41,12 +41,7 @@ CONV_ALGOS = ('xla', 'auto')   # values of the config field `conv_algo`
 FEW_CHANNELS = 4               # layers with at most this many input channels: `taps` or `rows`,
 TAPS_MAX_KERNEL = 3            # `taps` up to this kernel size, `rows` above (taps is slower from k=5)
 DFT_MIN_KERNEL = 5             # more channels: `dft` from this kernel size up (slower than `xla` at k=3)
-ROWS_TILE = 7                  # output columns per matmul row in `rows` (4, 7, 14 tied here)
-
-
-def substituted(algos) -> bool:
-  """True when any of the given per-layer algorithms is not nn.Conv's (`xla`)."""
-  return any(a != 'xla' for a in algos)
+ROWS_TILE = 7                  # output columns per matmul row in `rows` (docs/methods.md)
 
 
 def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -> str:
@@ -55,7 +50,7 @@ def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -
   GPU and TPU: `xla` (cuDNN and the TPU compiler choose their own algorithms).
   CPU, float32 (seed net, batch 128, whole train steps timed side by side on
   a 2-core Zen 4, the taps/rows bound re-measured on a 2-core Xeon with
-  models.max_pool_2x2's own gradient; WORKSPACE.md): for <= FEW_CHANNELS
+  models.max_pool_2x2's own gradient; docs/methods.md): for <= FEW_CHANNELS
   input channels `taps` up to k = TAPS_MAX_KERNEL and `rows` above; for more channels `dft` from
   k = DFT_MIN_KERNEL, else `xla`. Other dtypes: `xla` (the rule was measured
   in float32 only).
@@ -101,11 +96,9 @@ def _taps_forward(x_BxHxWxC, w_KxKxCxO, padding: str):
         term = jnp.einsum('bhwc,co->bhwo', window, w_KxKxCxO[a, b])
       acc = term if acc is None else acc + term
   # XLA fuses this loop into each of its consumers (ReLU+pool, the pool's and the
-  # ReLU's masks in the backward pass), so it runs 2-3 times per step (more
-  # where the pool's gradient reads a whole window); that still beat lax.conv
-  # and `rows` at k = 3 here, not at k = 5 (WORKSPACE.md, session 5). Neither lax.optimization_barrier (XLA
-  # drops it before fusion) nor a lax.cond around it stopped the duplication
-  # for less than it cost (WORKSPACE.md).
+  # ReLU's masks in the backward pass), so it runs 2-3 times per step. Why it is
+  # still the choice at small k, and what failed to stop the duplication:
+  # docs/methods.md and docs/journal/.
   return acc
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kernelscale.net import models
+from kernelscale.net import shapes
 
 # Adam per parameter: m (3), v (4), two bias corrections (2), eps add,
 # divide, learning-rate scale, parameter add (4); the sqrt is a transcendental.
@@ -47,12 +47,12 @@ def layer_flops(features: Sequence[int], kernel_size: int, padding: str,
 
   Conv and dense entries hold the multiply-adds only; bias, activation and
   pooling work are their own entries so the matrix work can be read alone.
-  Each convolution of a block (models.conv_ops: conv2a, conv2dw, ...) has its
+  Each convolution of a block (shapes.conv_ops: conv2a, conv2dw, ...) has its
   own entries; the ReLU and pool after a conv layer are under the layer's name.
   """
   B = batch_size
   out: dict[str, float] = {}
-  for op in models.conv_ops(features, kernel_size, padding, input_hw, channels, block):
+  for op in shapes.conv_ops(features, kernel_size, padding, input_hw, channels, block):
     (kh, kw), d = op.kernel, op.dilation
     taps = (valid_taps_1d(op.in_h, kh, padding, dilation=d) *
             valid_taps_1d(op.in_w, kw, padding, dilation=d))
@@ -65,7 +65,7 @@ def layer_flops(features: Sequence[int], kernel_size: int, padding: str,
     out[f'{op.name}/bias'] = 2.0 * n_out  # add forward, reduce backward
     if op.relu_after:
       out[f'{op.name}/activation'] = 3.0 * n_out
-  convs = models.conv_layers(features, kernel_size, padding, input_hw, channels)
+  convs = shapes.conv_layers(features, kernel_size, padding, input_hw, channels)
   for layer in convs:
     n_out = B * layer.out_hw ** 2 * layer.c_out
     n_pool = B * layer.pooled_hw ** 2 * layer.c_out
@@ -93,10 +93,10 @@ def param_count(features: Sequence[int], kernel_size: int, padding: str,
                 input_hw: int = 28, channels: int = 1, hidden: int = 128,
                 num_classes: int = 10, block: str = 'plain') -> int:
   """Number of trainable parameters, from shapes alone."""
-  ops = models.conv_ops(features, kernel_size, padding, input_hw, channels, block)
+  ops = shapes.conv_ops(features, kernel_size, padding, input_hw, channels, block)
   n = sum(op.kernel[0] * op.kernel[1] * (op.c_in // op.groups) * op.c_out + op.c_out
           for op in ops)
-  convs = models.conv_layers(features, kernel_size, padding, input_hw, channels)
+  convs = shapes.conv_layers(features, kernel_size, padding, input_hw, channels)
   flat = convs[-1].pooled_hw ** 2 * convs[-1].c_out
   return n + flat * hidden + hidden + hidden * num_classes + num_classes
 

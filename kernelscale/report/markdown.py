@@ -7,9 +7,9 @@ import math
 import os
 
 from kernelscale import records
-from kernelscale.analysis import delta
-from kernelscale.measure import training, host
-from kernelscale.net import convs
+from kernelscale.analysis import claims, fits, predict, summary
+from kernelscale.net import shapes
+from kernelscale.report import accuracy, delta, notes
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -21,7 +21,7 @@ TABLE_COLUMNS = ('k', 'padding', 'compile s', 'step ms median (p10–p90)', 'XLA
 
 
 def _k_cell(r: dict) -> str:
-  """k, with the design when it is not one plain k x k conv (models.BLOCKS)."""
+  """k, with the design when it is not one plain k x k conv (shapes.BLOCKS)."""
   return str(r.get('kernel_size')) + records.design(r)
 
 
@@ -68,7 +68,7 @@ def conv_algo_notes(recs: list[dict]) -> list[str]:
   ok = [r for r in recs if r.get('status') == 'ok' and r.get('conv_algos')]
   if not ok:
     return []
-  if not any(convs.substituted(r['conv_algos'].values()) for r in ok):
+  if not any(shapes.substituted(r['conv_algos'].values()) for r in ok):
     if ok[0].get('conv_algo') == 'auto':
       return ['', 'Convolutions: `nn.Conv` as written (lax.conv) in every layer: '
               '`conv_algo=auto` keeps it on this platform and dtype (its other algorithms are '
@@ -104,12 +104,12 @@ def write_results_md(recs: list[dict], workdir: str) -> str:
            'warm-up steps; compile time is kept apart. ' + _EPOCH_S[head.get('epoch_s_kind')
                                                                     == 'measured'] +
            ' FLOPs count 2 per multiply-add and skip taps on zero padding.', '']
-  lines += _paragraphs(host.platform_notes(recs))
+  lines += _paragraphs(notes.platform_notes(recs))
   lines += conv_algo_notes(recs)
   lines += ['', markdown_table(recs), '']
   lines += delta.results_md_section(recs, workdir)
   # Training-for-accuracy records (config.epochs > 0) add a plot and their table.
-  lines += training.results_md_section(recs, workdir)
+  lines += accuracy.results_md_section(recs, workdir)
   path = os.path.join(workdir, 'results.md')
   tmp = path + '.tmp'
   with open(tmp, 'w', encoding='utf-8') as f:
@@ -157,7 +157,6 @@ def _exp_cell(fit: dict | None) -> str:
 
 def roofline_table(recs: list[dict], result: dict) -> str:
   """Per point: intensity, achieved vs attainable FLOP/s, bound, optimizer time, LOO error."""
-  from kernelscale.analysis import fits, claims  # pylint: disable=g-import-not-at-top
   best = result.get('prediction_model')
   got = result['loo'].get(best, {}) if best else {}
   loo = {tuple(p['key']): p for p in got.get('points', [])}
@@ -169,8 +168,8 @@ def roofline_table(recs: list[dict], result: dict) -> str:
   for r in recs:
     if r.get('status') != 'ok':
       continue
-    p = roof.get(tuple(fits.point_key(r)), {})
-    lp, sa = loo.get(tuple(fits.point_key(r))), apart.get(tuple(fits.point_key(r)))
+    p = roof.get(tuple(records.point_key(r)), {})
+    lp, sa = loo.get(tuple(records.point_key(r))), apart.get(tuple(records.point_key(r)))
     cell = f'{lp["predicted_s"] * 1e3:.1f} ({lp["rel_error"]:+.0%})' if lp else '—'
     if sa:
       cell = (f'set apart: {sa["predicted_s"] * 1e3:.1f} ({sa["rel_error"]:+.0%})'
@@ -193,7 +192,6 @@ def _scored(v: dict, result: dict) -> str:
 
 def set_apart_lines(result: dict) -> list[str]:
   """The points left out of the prediction fits (XLA's unoptimized conv loop), and how far off they lie."""
-  from kernelscale.analysis import fits  # pylint: disable=g-import-not-at-top
   loop = result.get('unoptimized_loop_points') or []
   if not loop:
     return []
@@ -220,7 +218,7 @@ def set_apart_lines(result: dict) -> list[str]:
                 result.get('loo_all_points_max_abs_rel_error'))
   return ['', f'{head} Their step time is not on the law of the others, so they are set apart '
           'from the leave-one-out predictions above (they stay in the power-law and line fits, '
-          f'and in the verdicts). Predicted from the others ({fits.MODEL_WORDS[best]}): '
+          f'and in the verdicts). Predicted from the others ({predict.MODEL_WORDS[best]}): '
           + '; '.join(items) + '.' +
           (f' Scored as ordinary points they would make that model\'s median error {med:.1%} '
            f'(worst {worst:.0%}).' if med is not None else '')]
@@ -228,7 +226,6 @@ def set_apart_lines(result: dict) -> list[str]:
 
 def fits_section(result: dict) -> list[str]:
   """Exponent table per group, the line fits, leave-one-out errors and the ceilings."""
-  from kernelscale.analysis import fits  # pylint: disable=g-import-not-at-top
   groups = [g for g, f in result['fits'].items() if 'power_k' in f]
   lines = ['## Scaling fits', '',
            'Power laws y = c·k^e fitted by least squares on log-log axes; exponent ± standard '
@@ -251,7 +248,7 @@ def fits_section(result: dict) -> list[str]:
             '(median |relative error|, worst):', '']
   for m, v in result['loo'].items():
     mark = ' ← used for predictions' if m == result.get('prediction_model') else ''
-    lines.append(f'- {fits.MODEL_WORDS[m]}: ' + (
+    lines.append(f'- {predict.MODEL_WORDS[m]}: ' + (
         f'{v["median_abs_rel_error"]:.1%}, worst {v["max_abs_rel_error"]:.0%} over '
         f'{len(v["points"])} points{_scored(v, result)}{mark}'
         if v['median_abs_rel_error'] is not None else 'not enough points'))
@@ -303,7 +300,7 @@ DESIGN_WORDS = {
 
 
 def designs_section(result: dict) -> list[str]:
-  """'Same receptive field, other designs' (fits.same_receptive_field).
+  """'Same receptive field, other designs' (summary.same_receptive_field).
 
   A run without designs gets a pointer to experiments/receptive_field.py instead.
   """
@@ -353,7 +350,7 @@ def designs_section(result: dict) -> list[str]:
 
 def _algo_caution(ok: list[dict]) -> list[str]:
   """A warning under the answer when layers ran other algorithms than nn.Conv."""
-  if not any(convs.substituted((r.get('conv_algos') or {}).values()) for r in ok):
+  if not any(shapes.substituted((r.get('conv_algos') or {}).values()) for r in ok):
     return []
   return ['**Read with care:** these steps ran other conv algorithms than `nn.Conv` '
           '(`conv_algo=auto`, listed under Measurements). XLA FLOPs and achieved rates count '
@@ -374,7 +371,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
            f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
            f'XLA_FLAGS=`{head.get("xla_flags") or "(none)"}`; {len(ok)} of {len(recs)} points ok. '
            f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '']
-  lines += _paragraphs(host.platform_notes(recs))
+  lines += _paragraphs(notes.platform_notes(recs))
   lines += conv_algo_notes(recs) + ['',
            markdown_table(recs), '', roofline_table(recs, result), '',
            '## Verdicts on the usual explanations', '',
@@ -392,7 +389,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
     elif name == 'roofline':
       lines += ['*No roofline plot: no device ceilings for this workdir.*', '']
   # Training-for-accuracy records (config.epochs > 0): the accuracy-against-time plot.
-  lines += training.results_md_section(recs, workdir)
+  lines += accuracy.results_md_section(recs, workdir)
   lines += designs_section(result)
   lines += fits_section(result) + ['']
   return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
@@ -403,18 +400,17 @@ def write_all(recs: list[dict], workdir: str, ceilings: dict | None,
   """analysis.json, the plots and report.md from records (and ceilings) alone.
 
   With `predict_k`, analysis.json also holds `predictions`: the predicted step
-  time at that kernel size per padding group (fits.predict), or why none.
+  time at that kernel size per padding group (predict.predict), or why none.
 
   Returns:
     {'analysis': the analysis dict, 'analysis_json', 'report_md', 'figures'}.
   """
-  from kernelscale.analysis import fits  # pylint: disable=g-import-not-at-top
   from kernelscale.report import plots
-  result = fits.analyze(recs, ceilings)
+  result = summary.analyze(recs, ceilings)
   if predict_k is not None:
-    result['predictions'] = fits.predict(recs, predict_k, result['prediction_model'],
+    result['predictions'] = predict.predict(recs, predict_k, result['prediction_model'],
                                              set_apart=not result.get('set_apart_skipped'))
-  ok = fits.ok_records(recs)
+  ok = records.ok_records(recs)
   figures = plots.draw_all(fits.group_points(ok), result['fits'], result['roofline'],
                            ceilings, ok, workdir) if ok else {}
   result['figures'] = {k: (os.path.basename(v) if v else None) for k, v in figures.items()}

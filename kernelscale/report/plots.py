@@ -18,8 +18,7 @@ from matplotlib.transforms import Bbox  # pylint: disable=g-import-not-at-top,wr
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogFormatter, NullFormatter, NullLocator  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from kernelscale import records
-from kernelscale.analysis import fits  # pylint: disable=g-import-not-at-top,wrong-import-position
-from kernelscale.net import convs
+from kernelscale.net import shapes
 
 MARKERS = 'osD^vP*X'
 DPI = 110
@@ -186,7 +185,7 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
   how = (f'label: k; all {common}-bound' if common else
          'label: k; bounds in report.md\'s roofline table' if brief else 'label: k, bound')
   for i, (g, rs) in enumerate(groups.items()):
-    pts = [by_point.get(tuple(fits.point_key(r))) for r in rs]
+    pts = [by_point.get(tuple(records.point_key(r))) for r in rs]
     pts = [p for p in pts if p and p.get('intensity_flops_per_byte')]
     x = [p['intensity_flops_per_byte'] for p in pts]
     y = [p['achieved_flops_per_s'] / 1e9 for p in pts]
@@ -243,9 +242,9 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
   fig, ax = plt.subplots(figsize=(8, 0.5 * len(pts) + 2.5))
   def _algos(r):  # conv_algo=auto: which algorithm each conv layer ran
     algos = (r.get('conv_algos') or {}).values()
-    return ' ' + '+'.join(algos) if convs.substituted(algos) else ''
+    return ' ' + '+'.join(algos) if shapes.substituted(algos) else ''
   def _loop(r):  # a convolution XLA ran as its own loop: the trace spreads its time (concurrency)
-    slow = fits.unoptimized_convs(r)
+    slow = records.unoptimized_convs(r)
     return f'\n{", ".join(slow)}: XLA\'s slow loop*' if slow else ''
   labels = [f'{records.point_label(r)}{_algos(r)}' + (
       f'\n(trace covers {r["trace_coverage"]:.0%})' if r.get('trace_coverage') is not None
@@ -260,7 +259,7 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
           label='median step (unprofiled)')
   ax.invert_yaxis()
   ax.set_xlabel('time per step (ms; profiled phases, threads may overlap)')
-  if any(fits.unoptimized_convs(r) for r in pts):
+  if any(records.unoptimized_convs(r) for r in pts):
     ax.text(0, -0.09 - 0.4 / len(pts), '* XLA:CPU ran this convolution as its own unoptimized '
             'loop; ops running beside it in the trace\nabsorb part of its time, so its bars '
             'spread the extra time over several phases (see report.md).',

@@ -6,8 +6,7 @@ import os
 import pytest
 
 from kernelscale import records
-from kernelscale.analysis import fits, claims
-from kernelscale.measure import host
+from kernelscale.analysis import claims, fits, summary
 
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
@@ -20,7 +19,7 @@ def _load(name):
 
 
 def _verdicts(recs, ceil):
-  return {c['id']: c['verdict'] for c in fits.analyze(recs, ceil)['claims']}
+  return {c['id']: c['verdict'] for c in summary.analyze(recs, ceil)['claims']}
 
 
 def _same(recs):
@@ -39,7 +38,7 @@ def test_real_and_synthetic_fixtures_get_different_verdicts():
 
 
 def test_every_claim_has_vocabulary_and_numbers():
-  res = fits.analyze(*_load('seed_cpu'))
+  res = summary.analyze(*_load('seed_cpu'))
   for c in res['claims']:
     assert c['verdict'] in claims.VOCABULARY
     assert c['claim'] == claims.CLAIMS[c['id']]
@@ -107,7 +106,7 @@ def test_claim5_turns_on_the_optimizer_share_of_the_growth():
   # The profiled phase, when present, is used instead of the separate timing.
   for r in recs:
     r['phase_s'] = {'conv2/forward': r['step_s_median'], 'optimizer/update': 0.0005}
-  res = fits.analyze(recs, ceil)['claims'][4]
+  res = summary.analyze(recs, ceil)['claims'][4]
   assert res['verdict'] == 'does not hold' and 'profiled' in res['numbers']['source']
   for r in recs:
     r.pop('phase_s')
@@ -117,7 +116,7 @@ def test_claim5_turns_on_the_optimizer_share_of_the_growth():
 
 def test_answer_is_at_most_three_sentences_with_this_runs_numbers():
   recs, ceil = _load('seed_cpu')
-  res = fits.analyze(recs, ceil)
+  res = summary.analyze(recs, ceil)
   assert len(res['answer']) <= 3
   same = _same(recs)
   text = ' '.join(res['answer'])
@@ -133,7 +132,7 @@ def test_a_thin_trace_is_not_used():
   assert _verdicts(recs, ceil)[2] == 'does not hold'  # profiled conv share 37%
   for r in recs:
     r['trace_coverage'] = 0.4
-  res = fits.analyze(recs, ceil)['claims']
+  res = summary.analyze(recs, ceil)['claims']
   # Back to the FLOP share (conv ~98% of FLOPs) and the separately timed update.
   assert res[1]['verdict'] == 'partly holds' and 'trace_coverage 40%' in res[1]['evidence']
   assert 'timed alone' in res[4]['numbers']['source']
@@ -150,28 +149,29 @@ def test_trusted_phases_needs_coverage_in_range():
 
 def test_answer_names_page_faults_only_when_steps_refault_their_scratch():
   recs, ceil = _load('seed_cpu')
-  base = ' '.join(fits.analyze(recs, ceil)['answer'])
+  base = ' '.join(summary.analyze(recs, ceil)['answer'])
   assert 'page-faulted' not in base  # fixture records predate config.malloc
-  faulting = [dict(r, malloc_mode='system', temp_bytes=57 << 20, minor_faults_per_step=14_600.0)
+  faulting = [dict(r, malloc_mode='system', temp_bytes=57 << 20, minor_faults_per_step=14_600.0,
+                   page_bytes=4096)
               for r in recs]
-  text = ' '.join(fits.analyze(faulting, ceil)['answer'])
+  text = ' '.join(summary.analyze(faulting, ceil)['answer'])
   assert 'page-faulted' in text and '14,600' in text and 'config.malloc=retain' in text
   kept = [dict(r, malloc_mode='retain') for r in faulting]
-  assert 'page-faulted' not in ' '.join(fits.analyze(kept, ceil)['answer'])
+  assert 'page-faulted' not in ' '.join(summary.analyze(kept, ceil)['answer'])
 
 
 def test_answer_says_when_other_load_inflated_the_step_times():
   recs, ceil = _load('seed_cpu')
-  res = fits.analyze([dict(r, other_cpu_share=0.02) for r in recs], ceil)
+  res = summary.analyze([dict(r, other_cpu_share=0.02) for r in recs], ceil)
   assert 'other processes' not in ' '.join(res['answer']) and len(res['answer']) <= 3
   g = claims.primary_group(fits.group_points(recs))
   busy = [dict(r, other_cpu_share=0.35 if r['padding'] == g and r['kernel_size'] == 7 else 0.0)
           for r in recs]
-  res = fits.analyze(busy, ceil)
+  res = summary.analyze(busy, ceil)
   assert len(res['answer']) <= 3
   assert ('other processes took 35% of the CPU while 1 of these 4 points was timed, so their '
           'step times may be inflated') in res['answer'][0]
   # At the threshold the clause appears, just under it not.
-  for share, said in ((host.CONTENDED_SHARE, True), (host.CONTENDED_SHARE - 1e-4, False)):
+  for share, said in ((claims.CONTENDED_SHARE, True), (claims.CONTENDED_SHARE - 1e-4, False)):
     edge = [dict(r, other_cpu_share=share) for r in recs]
-    assert ('other processes' in fits.analyze(edge, ceil)['answer'][0]) == said
+    assert ('other processes' in summary.analyze(edge, ceil)['answer'][0]) == said

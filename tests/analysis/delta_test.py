@@ -7,6 +7,7 @@ import os
 import pytest
 
 from kernelscale.analysis import delta
+from kernelscale.report import delta as delta_report
 from kernelscale.report import markdown
 
 
@@ -54,7 +55,7 @@ def test_traced_window_step_is_split_when_recorded():
 
 
 def test_markdown_rows_and_columns():
-  md = delta.markdown(delta.deltas(RECS))
+  md = delta_report.markdown(delta.deltas(RECS))
   assert '**seed, SAME padding, batch 128, float32, cpu**' in md
   assert '| phase | k 3→5 | k 5→7 |' in md
   assert '| conv2/forward | +70.0 (35%) | +100.0 (50%) |' in md
@@ -67,12 +68,12 @@ def test_results_md_gets_table_and_png(tmp_path):
   path = markdown.write_results_md(RECS, str(tmp_path))
   text = open(path, encoding='utf-8').read()
   assert '## Where the extra step time went' in text
-  assert f'![delta attribution]({delta.PNG_NAME})' in text
-  png = tmp_path / delta.PNG_NAME
+  assert f'![delta attribution]({delta_report.PNG_NAME})' in text
+  png = tmp_path / delta_report.PNG_NAME
   assert png.exists() and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
 def test_no_traces_no_section(tmp_path):
   recs = [dict(r, phase_s=None) for r in RECS if r['status'] == 'ok']
-  assert delta.results_md_section(recs, str(tmp_path)) == []
-  assert not os.path.exists(tmp_path / delta.PNG_NAME)
+  assert delta_report.results_md_section(recs, str(tmp_path)) == []
+  assert not os.path.exists(tmp_path / delta_report.PNG_NAME)

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from kernelscale import records
-from kernelscale.analysis import fits
-from kernelscale.net import flops
+from kernelscale.analysis import claims, fits, predict, summary
+from kernelscale.net import flops, shapes
 
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
@@ -72,32 +72,32 @@ def test_leave_one_out_picks_the_model_that_generates_the_data():
   recs = [_rec(k, p) for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
   for r in recs:
     r['step_s_median'] = 0.005 + r['analytic_flops'] / 1e10
-  loo = fits.leave_one_out(recs)
+  loo = predict.leave_one_out(recs)
   assert loo['linear_flops']['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
   assert loo['power_k']['median_abs_rel_error'] > 0.01
-  assert fits.choose_model(loo) in ('linear_flops', 'linear_flops_pooled')
+  assert predict.choose_model(loo) in ('linear_flops', 'linear_flops_pooled')
   # Data made as a power law in k: the power law wins.
   pw = [_rec(k, 'SAME', step=0.001 * k ** 1.3) for k in (3, 5, 7, 9)]
-  loo = fits.leave_one_out(pw)
+  loo = predict.leave_one_out(pw)
   assert loo['power_k']['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
-  assert fits.choose_model(loo) == 'power_k'
+  assert predict.choose_model(loo) == 'power_k'
 
 
 def test_predict_has_interval_and_skips_a_kernel_that_does_not_fit():
   recs = [_rec(k, p, step=0.001 * k ** 1.3 * (1.05 if k == 5 else 1))
           for p in ('SAME', 'VALID') for k in (3, 5, 7, 9)]
-  out = {p['padding']: p for p in fits.predict(recs, 13, 'power_k')}
+  out = {p['padding']: p for p in predict.predict(recs, 13, 'power_k')}
   same = out['SAME']
   assert same['lo_s'] < same['step_s'] < same['hi_s']
   assert same['step_s'] == pytest.approx(0.001 * 13 ** 1.3, rel=0.05)
   assert 'largest kernel' in out['VALID']['reason'] and 'step_s' not in out['VALID']
-  lin = {p['padding']: p for p in fits.predict(recs, 11, 'linear_flops')}
+  lin = {p['padding']: p for p in predict.predict(recs, 11, 'linear_flops')}
   assert lin['SAME']['model'] == 'linear_flops' and lin['SAME']['step_s'] > 0
 
 
 def test_analyze_real_fixture_has_every_key_and_json_round_trips():
   recs, ceil = _load('seed_cpu')
-  res = fits.analyze(recs, ceil)
+  res = summary.analyze(recs, ceil)
   for key in ('ceilings', 'fits', 'loo_median_abs_rel_error', 'claims'):
     assert key in res
   assert set(res['fits']) >= {'SAME', 'VALID'}
@@ -117,7 +117,7 @@ def test_analyze_real_fixture_has_every_key_and_json_round_trips():
 def test_failed_points_are_left_out():
   recs = [_rec(k, step=0.001 * k) for k in (3, 5, 7)]
   recs.append({'status': 'failed', 'kernel_size': 9, 'padding': 'SAME', 'error': 'OOM'})
-  res = fits.analyze(recs, None)
+  res = summary.analyze(recs, None)
   assert res['n_ok'] == 3 and res['fits']['SAME']['k'] == [3, 5, 7]
   assert res['roofline'][0]['reason'] == 'no ceilings measured'
 
@@ -141,8 +141,8 @@ def test_unoptimized_loop_points_are_set_apart_from_the_fits():
   slow = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 7)
   slow['step_s_median'] *= 5
   slow['conv_impl'] = {'conv2/forward': 'Eigen', 'conv2/backward_input': _LOOP}
-  assert fits.unoptimized_convs(slow) == ['conv2/backward_input']
-  loo = fits.leave_one_out(recs)['power_k']
+  assert records.unoptimized_convs(slow) == ['conv2/backward_input']
+  loo = predict.leave_one_out(recs)['power_k']
   assert loo['median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
   assert ('VALID', 7) not in {(p['padding'], p['k']) for p in loo['points']}
   [off] = loo['set_apart']
@@ -151,9 +151,9 @@ def test_unoptimized_loop_points_are_set_apart_from_the_fits():
   assert off['predicted_s'] == pytest.approx(0.003 * 7 ** 1.3)
   assert off['actual_s'] / off['predicted_s'] == pytest.approx(5)
   # Scored as an ordinary point, the same records give a worse error.
-  every = fits.leave_one_out(recs, set_apart=False)['power_k']
+  every = predict.leave_one_out(recs, set_apart=False)['power_k']
   assert every['median_abs_rel_error'] > 0.01 and not every['set_apart']
-  res = fits.analyze(recs)
+  res = summary.analyze(recs)
   assert res['loo_median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
   assert res['loo_all_points_median_abs_rel_error'] > 0.01
   assert res['loo_all_points_max_abs_rel_error'] > 1  # the x5 point, predicted with itself out
@@ -161,48 +161,48 @@ def test_unoptimized_loop_points_are_set_apart_from_the_fits():
       {'where': 'VALID k=7', 'unoptimized_convs': ['conv2/backward_input']}]
   assert res['set_apart_skipped'] is None
   # Predictions follow the others' law and say which k were left out.
-  pred = {p['padding']: p for p in fits.predict(recs, 8, 'power_k')}
+  pred = {p['padding']: p for p in predict.predict(recs, 8, 'power_k')}
   assert pred['VALID']['step_s'] == pytest.approx(0.003 * 8 ** 1.3)
   assert pred['VALID']['set_apart_k'] == [7] and pred['VALID']['measured_k'] == [3, 5, 9]
   assert 'set_apart_k' not in pred['SAME']
   # Without conv_impl nothing is set apart: the slow point counts again.
   del slow['conv_impl']
-  assert not fits.leave_one_out(recs)['power_k']['set_apart']
-  assert fits.analyze(recs)['loo_all_points_median_abs_rel_error'] is None
+  assert not predict.leave_one_out(recs)['power_k']['set_apart']
+  assert summary.analyze(recs)['loo_all_points_median_abs_rel_error'] is None
 
 
 def test_choose_model_prefers_the_model_that_predicts_more_points():
   loo = {'power_k': {'median_abs_rel_error': 0.05, 'points': [{}] * 4},
          'linear_flops_pooled': {'median_abs_rel_error': 0.15, 'points': [{}] * 6}}
-  assert fits.choose_model(loo) == 'linear_flops_pooled'
+  assert predict.choose_model(loo) == 'linear_flops_pooled'
   loo['power_k']['points'] = [{}] * 6
-  assert fits.choose_model(loo) == 'power_k'
+  assert predict.choose_model(loo) == 'power_k'
 
 
 def test_set_apart_edge_cases():
   # A conv_impl value that is not text (hand-edited record) is not the loop, and no crash.
-  assert fits.unoptimized_convs({'conv_impl': {'conv2/forward': None}}) == []
+  assert records.unoptimized_convs({'conv_impl': {'conv2/forward': None}}) == []
   # Every point ran the loop: nothing would be left to fit, so the analysis keeps them all
   # in the fits and says why.
   recs = [_rec(k, 'SAME', step=0.001 * k ** 1.3, conv_impl={'conv2/backward_input': _LOOP})
           for k in (3, 5, 7)]
-  res = fits.analyze(recs)
+  res = summary.analyze(recs)
   assert res['set_apart_skipped'] and res['prediction_model'] is not None
   assert res['loo_median_abs_rel_error'] == pytest.approx(0, abs=1e-9)
   assert len(res['unoptimized_loop_points']) == 3
-  assert fits.predict(recs, 9, res['prediction_model'], set_apart=False)[0]['step_s'] > 0
+  assert predict.predict(recs, 9, res['prediction_model'], set_apart=False)[0]['step_s'] > 0
   # A whole group run as the loop, beside a clean one: its points get no prediction.
   mixed = [_rec(k, 'SAME', step=0.001 * k ** 1.3) for k in (3, 5, 7)] + [
       _rec(k, 'VALID', step=0.01, conv_impl={'conv2/backward_input': _LOOP}) for k in (3, 5)]
-  loo = fits.leave_one_out(mixed)['power_k']
+  loo = predict.leave_one_out(mixed)['power_k']
   assert [p['predicted_s'] for p in loo['set_apart']] == [None, None]
-  out = {p['padding']: p for p in fits.predict(mixed, 9, 'power_k')}
+  out = {p['padding']: p for p in predict.predict(mixed, 9, 'power_k')}
   assert 'cannot be fitted' in out['VALID']['reason'] and out['VALID']['set_apart_k'] == [3, 5]
 
 
 def _design(k, model, step, acc=None, **kw):
-  from kernelscale.net import models  # pylint: disable=g-import-not-at-top
-  block = models.block_of(model)
+  from kernelscale.net import shapes  # pylint: disable=g-import-not-at-top
+  block = shapes.block_of(model)
   per = flops.layer_flops((32, 64), k, 'SAME', 8, block=block)
   tot = flops.summarize(per)
   return _rec(k, step=step, model=model, block=block, analytic_phase_flops=per, **tot,
@@ -215,7 +215,7 @@ def test_same_receptive_field_compares_each_design_with_its_plain_twin():
           _design(5, 'seed_separable', 0.050), _design(3, 'seed_dilated', 0.011),
           # No plain twin at this batch size: not compared.
           _design(5, 'seed_stacked', 0.030) | {'batch_size': 16}]
-  res = fits.analyze(recs, None)
+  res = summary.analyze(recs, None)
   rows = res['same_receptive_field']
   assert [(r['k'], r['block']) for r in rows] == [
       (3, 'plain'), (3, 'dilated'), (5, 'plain'), (5, 'separable'), (5, 'dilated')]
@@ -231,36 +231,35 @@ def test_same_receptive_field_compares_each_design_with_its_plain_twin():
   last = res['answer'][-1]
   assert last.startswith('The same 5×5 receptive field for less') and 'dilated ×0.40' in last
   assert 'separable did fewer FLOPs yet took longer' in last
-  assert fits.same_receptive_field([r for r in recs if r['model'] == 'seed']) == []
+  assert summary.same_receptive_field([r for r in recs if r['model'] == 'seed']) == []
 
 
 def test_a_design_only_run_and_the_edges_of_the_design_sentence(tmp_path, monkeypatch):
-  from kernelscale.analysis import claims  # pylint: disable=g-import-not-at-top
   from kernelscale.report import plots
   # Only a design measured: claim 2 (filters of one k x k conv) is not measured,
   # claim 1 keeps its exponents but not the taps per position of a k x k conv.
   recs = [_design(k, 'seed_dilated', 0.01 * k) for k in (3, 5, 7)]
-  res = fits.analyze(recs, None)
+  res = summary.analyze(recs, None)
   assert res['claims'][1]['verdict'] == claims.NOT_MEASURED and 'dilated' in res['claims'][1][
       'evidence']
   assert 'real taps' not in res['claims'][0]['evidence']
   assert res['same_receptive_field'] == [] and len(res['answer']) == 3
   # A design that cannot be built at k is not predicted there, by any law.
-  for model in fits.PREDICTION_MODELS:
-    [p] = fits.predict(recs, 6, model)
+  for model in predict.PREDICTION_MODELS:
+    [p] = predict.predict(recs, 6, model)
     assert 'step_s' not in p and 'odd' in p.get('reason', ''), p
   # At k=3 stacked and dilated are the plain network: nothing to say.
   recs = [_design(3, 'seed', 0.010), _design(3, 'seed_dilated', 0.0099),
           _design(3, 'seed_stacked', 0.0101)]
-  assert claims.design_sentence(fits.same_receptive_field(recs)) is None
+  assert claims.design_sentence(summary.same_receptive_field(recs)) is None
   # Within 5% of the plain step is no win.
   recs = [_design(5, 'seed', 0.020), _design(5, 'seed_spatial', 0.0196)]
-  s = claims.design_sentence(fits.same_receptive_field(recs))
+  s = claims.design_sentence(summary.same_receptive_field(recs))
   assert 'No design beat the plain 5×5 conv by more than 5%' in s and 'cheapest' not in s
   # Other load on a compared point, and a plain twin run as XLA's loop, are said.
   recs = [_design(5, 'seed', 0.020, conv_impl={'conv2/backward_input': _LOOP}),
           _design(5, 'seed_dilated', 0.010, other_cpu_share=0.3)]
-  s = claims.design_sentence(fits.same_receptive_field(recs))
+  s = claims.design_sentence(summary.same_receptive_field(recs))
   assert "plain ran a convolution as XLA's unoptimized loop" in s
   assert 'other processes took 30% of the CPU while 1 of these 2 points was timed' in s
   # The phase plot gives each design its own bar.

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+from kernelscale import records
 from kernelscale.measure import ceilings, timing
 from kernelscale.net import models, train
 
@@ -34,9 +35,9 @@ def test_load_or_measure_caches_per_device(tmp_path, monkeypatch):
   a = ceilings.load_or_measure(str(tmp_path))
   b = ceilings.load_or_measure(str(tmp_path))
   assert a == b and len(calls) == 1
-  key = ceilings.device_key(jax.devices()[0].platform, jax.devices()[0].device_kind)
+  key = records.device_key(jax.devices()[0].platform, jax.devices()[0].device_kind)
   assert list(json.load(open(tmp_path / 'ceilings.json'))) == [key]
-  assert ceilings.load(str(tmp_path / 'nowhere')) == {}
+  assert records.load_ceilings(str(tmp_path / 'nowhere')) == {}
 
 
 def test_optimizer_update_timed_without_consuming_state():

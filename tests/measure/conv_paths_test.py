@@ -8,6 +8,7 @@ import pytest
 
 from experiments import backends as backends_config
 from kernelscale.measure import conv_paths, host
+from kernelscale.report import conv_paths as conv_paths_report
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,7 +26,7 @@ def test_speed_table_ratio_and_geomean():
   rows, geo = conv_paths.speed_table(recs)
   assert [r['speedup_eigen'] for r in rows] == pytest.approx([2.0, 0.8])
   assert abs(geo - (2.0 * 0.8) ** 0.5) < 1e-12
-  assert 'Eigen is faster' in conv_paths.markdown(rows, geo)
+  assert 'Eigen is faster' in conv_paths_report.markdown(rows, geo)
 
 
 def test_child_command_passes_fields_and_path():
@@ -87,8 +88,9 @@ def test_cache_is_written_only_for_nn_conv(tmp_path, monkeypatch):
   c = backends_config.get_config()
   c.conv_algo = 'auto'
   logs = []
-  conv_paths.run(c, str(tmp_path), logs.append)
+  _, rows, geo = conv_paths.run(c, str(tmp_path), logs.append)
   assert not cache.exists() and any('not cached' in l for l in logs)
+  conv_paths_report.write(rows, geo, c.conv_algo, str(tmp_path))
   assert 'conv_algo=auto' in (tmp_path / 'backends.md').read_text()
   c.conv_algo = 'xla'
   recs[0]['malloc_mode'] = 'system'  # children that ran under different malloc modes

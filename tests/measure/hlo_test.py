@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from kernelscale.measure import hlo
+from kernelscale import records
+from kernelscale.measure import hlo, hlo_labels
 
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
@@ -26,16 +27,16 @@ def _fixture(name=YNN):
 def test_parse_fixture_module_and_kernels():
   m = _fixture()
   assert m.name == 'jit_train_step' and m.entry in m.computations
-  assert hlo.conv_kernels(m) == {'conv1': (3, 3, 1, 32), 'conv2': (3, 3, 32, 64)}
+  assert hlo_labels.conv_kernels(m) == {'conv1': (3, 3, 1, 32), 'conv2': (3, 3, 32, 64)}
 
 
 @pytest.mark.parametrize('name', [YNN, EIGEN])
 def test_fixture_conv_labels_one_per_phase_and_no_conv1_backward_input(name):
   m = _fixture(name)
-  labels = hlo.op_labels(m)
+  labels = hlo_labels.op_labels(m)
   conv_ops = {}
   for name, lab in labels.items():
-    if any(s.opcode == 'convolution' for s in hlo._inner(m, m.instrs[name])):  # pylint: disable=protected-access
+    if any(s.opcode == 'convolution' for s in hlo_labels._inner(m, m.instrs[name])):  # pylint: disable=protected-access
       conv_ops.setdefault(lab, []).append(name)
   assert set(conv_ops) == CONV_KEYS
   assert all(len(v) == 1 for v in conv_ops.values()), conv_ops
@@ -44,7 +45,7 @@ def test_fixture_conv_labels_one_per_phase_and_no_conv1_backward_input(name):
 
 @pytest.mark.parametrize('name', [YNN, EIGEN])
 def test_fixture_other_phases_present(name):
-  labels = set(hlo.op_labels(_fixture(name)).values())
+  labels = set(hlo_labels.op_labels(_fixture(name)).values())
   for want in ('dense/forward', 'dense/backward', 'pooling/forward', 'pooling/backward',
                'activation/forward', 'activation/backward', 'loss/all', 'optimizer/update'):
     assert want in labels, want
@@ -55,7 +56,7 @@ def test_fixture_other_phases_present(name):
                                        (EIGEN, 'Eigen (XLA CPU convolution)')])
 def test_fixture_conv_impl(name, impl):
   m = _fixture(name)
-  assert hlo.conv_impl(m, hlo.op_labels(m), 'cpu') == {k: impl for k in CONV_KEYS}
+  assert hlo_labels.conv_impl(m, hlo_labels.op_labels(m), 'cpu') == {k: impl for k in CONV_KEYS}
 
 
 # Shapes of the seed net's conv2 at k=3, batch 4; no op_name metadata, so the
@@ -78,12 +79,12 @@ ENTRY %main (p0: f32[3,3,32,64], x: f32[4,14,14,32], dy: f32[4,14,14,64]) -> (f3
 
 def test_conv_phase_from_shapes_and_eigen_impl():
   m = hlo.parse(_EIGEN)
-  labels = hlo.op_labels(m)
+  labels = hlo_labels.op_labels(m)
   assert labels['fwd'] == 'conv2/forward'
   assert labels['bin'] == 'conv2/backward_input'
   assert labels['bfl'] == 'conv2/backward_filter'
   assert labels['wt'] == 'conv2/backward_input'  # feeds only the backward-input conv
-  impl = hlo.conv_impl(m, labels, 'cpu')
+  impl = hlo_labels.conv_impl(m, labels, 'cpu')
   assert impl['conv2/forward'] == impl['conv2/backward_input'] == 'Eigen (XLA CPU convolution)'
   # This hand-written filter gradient keeps the batch last (f01b): XLA:CPU would run it
   # as its own loop (optimized HLO transposes it to b01f first, as the fixtures show).
@@ -123,9 +124,9 @@ ENTRY %main (x: f32[4,28,28,1], w: f32[3,3,1,32]) -> f32[4,28,28,32] {
 ])
 def test_gpu_cudnn_and_tpu_fusion_impl(text, platform, op, impl):
   m = hlo.parse(text)
-  labels = hlo.op_labels(m)
+  labels = hlo_labels.op_labels(m)
   assert labels[op] == 'conv1/forward'
-  assert hlo.conv_impl(m, labels, platform) == {'conv1/forward': impl}
+  assert hlo_labels.conv_impl(m, labels, platform) == {'conv1/forward': impl}
 
 
 def test_two_convs_in_one_fusion_are_mixed_not_dropped():
@@ -138,7 +139,7 @@ def test_two_convs_in_one_fusion_are_mixed_not_dropped():
           'window={size=28x28 pad=1_1x1_1}, dim_labels=f01b_i01o->b01f, '
           'metadata={op_name="jit(train_step)/transpose(jvp(ConvNet))/conv1/conv_general_dilated"}\n}', 1)
   m = hlo.parse(text)
-  assert hlo.op_labels(m)['fusion.3'] == 'mixed/conv1.backward_filter+conv1.forward'
+  assert hlo_labels.op_labels(m)['fusion.3'] == 'mixed/conv1.backward_filter+conv1.forward'
 
 
 def test_cpu_conv_that_eigen_cannot_take_is_named_as_the_unoptimized_loop():
@@ -148,20 +149,20 @@ def test_cpu_conv_that_eigen_cannot_take_is_named_as_the_unoptimized_loop():
   swapped = ('window={size=5x5 pad=4_4x4_4 rhs_reversal=1x1}, dim_labels=01fb_o01i->f01b, '
              'metadata={op_name="x"}')
   conv = lambda attrs: hlo.Instr('c', 'convolution', 'f32[1]', [], [], '', None, attrs, 'e')  # noqa: E731
-  assert hlo._not_eigen(conv(canonical)) is None  # pylint: disable=protected-access
-  why = hlo._not_eigen(conv(swapped))  # pylint: disable=protected-access
+  assert hlo_labels._not_eigen(conv(canonical)) is None  # pylint: disable=protected-access
+  why = hlo_labels._not_eigen(conv(swapped))  # pylint: disable=protected-access
   assert 'kernel reversed' in why and '01fb_o01i->f01b' in why
-  assert hlo._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x1'))) == (  # pylint: disable=protected-access
+  assert hlo_labels._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x1'))) == (  # pylint: disable=protected-access
       'kernel reversed in the window')
-  assert hlo._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x0'))) is None  # pylint: disable=protected-access
+  assert hlo_labels._not_eigen(conv(canonical.replace('pad=2_2x2_2', 'rhs_reversal=0x0'))) is None  # pylint: disable=protected-access
   # The output's form counts too, and the rule holds for 1-D convolutions.
-  assert '->f01b' in hlo._not_eigen(conv(canonical.replace('->b01f', '->f01b')))  # pylint: disable=protected-access
-  assert hlo._not_eigen(conv('window={size=5}, dim_labels=b0f_0io->b0f')) is None  # pylint: disable=protected-access
-  assert 'not b0f_0io->b0f' in hlo._not_eigen(conv('window={size=5}, dim_labels=bf0_0io->b0f'))  # pylint: disable=protected-access
+  assert '->f01b' in hlo_labels._not_eigen(conv(canonical.replace('->b01f', '->f01b')))  # pylint: disable=protected-access
+  assert hlo_labels._not_eigen(conv('window={size=5}, dim_labels=b0f_0io->b0f')) is None  # pylint: disable=protected-access
+  assert 'not b0f_0io->b0f' in hlo_labels._not_eigen(conv('window={size=5}, dim_labels=bf0_0io->b0f'))  # pylint: disable=protected-access
   # Eigen takes f16/f32 only, and 1 to 3 spatial dimensions.
   f64 = hlo.Instr('c', 'convolution', 'f64[1]', [], [], '', None, canonical, 'e')
-  assert hlo._not_eigen(f64) == 'element type f64'  # pylint: disable=protected-access
-  assert hlo._not_eigen(conv('dim_labels=b0123f_0123io->b0123f')) == '4 spatial dimensions'  # pylint: disable=protected-access
+  assert hlo_labels._not_eigen(f64) == 'element type f64'  # pylint: disable=protected-access
+  assert hlo_labels._not_eigen(conv('dim_labels=b0123f_0123io->b0123f')) == '4 spatial dimensions'  # pylint: disable=protected-access
 
 
 def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
@@ -175,9 +176,9 @@ def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
   state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), source.SYNTHETIC_SHAPE)
   comp = timing.compile_aot(train.train_step, (state, source.synthetic_batch(2, 0)))['compiled']
   m = hlo.parse(comp.as_text())
-  impl = hlo.conv_impl(m, hlo.op_labels(m), 'cpu')
-  assert impl['conv2/backward_input'].startswith(hlo.UNOPTIMIZED_CPU_CONV)
-  assert not any(v.startswith(hlo.UNOPTIMIZED_CPU_CONV)
+  impl = hlo_labels.conv_impl(m, hlo_labels.op_labels(m), 'cpu')
+  assert impl['conv2/backward_input'].startswith(records.UNOPTIMIZED_CPU_CONV)
+  assert not any(v.startswith(records.UNOPTIMIZED_CPU_CONV)
                  for k, v in impl.items() if k != 'conv2/backward_input'), impl
 
 
@@ -200,6 +201,6 @@ def test_each_conv_of_a_design_gets_its_own_label_per_phase(model, k, convs):
   state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), source.SYNTHETIC_SHAPE)
   comp = timing.compile_aot(train.train_step, (state, source.synthetic_batch(2, 0)))['compiled']
   m = hlo.parse(comp.as_text())
-  impl = hlo.conv_impl(m, hlo.op_labels(m), 'cpu')
+  impl = hlo_labels.conv_impl(m, hlo_labels.op_labels(m), 'cpu')
   want = {f'{c}/{p}' for c in convs for p in ('forward', 'backward_input', 'backward_filter')}
   assert set(impl) == want - {'conv1/backward_input'}

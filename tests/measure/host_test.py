@@ -6,6 +6,7 @@ import resource
 import pytest
 
 from kernelscale.measure import host
+from kernelscale.report import notes
 
 
 @pytest.fixture
@@ -69,18 +70,6 @@ def test_bad_choice_names_field():
     host.configure_cpu_conv('fast')
 
 
-def test_platform_notes_per_backend():
-  cpu = [{'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen',
-          'cpu_conv_reason': 'set', 'cpu_conv_speedup_vs_default': 1.5}]
-  assert '1.50x' in host.platform_notes(cpu)[0]
-  gpu = [{'status': 'ok', 'platform': 'gpu', 'precision': 'highest', 'dtype': 'float32',
-          'xla_gpu_autotune_level': 2}]
-  assert 'autotune level 2' in host.platform_notes(gpu)[0]
-  tpu = [{'status': 'ok', 'platform': 'tpu'}]
-  assert 'padded to 128' in host.platform_notes(tpu)[0]
-  assert host.platform_notes([{'status': 'failed'}]) == []
-
-
 def test_bad_malloc_choice_names_field():
   with pytest.raises(host.DeviceConfigError, match='config.malloc'):
     host.configure_malloc('jemalloc')
@@ -96,6 +85,7 @@ _FAULTS_CHILD = r'''
 import ctypes, resource, sys, threading
 sys.path.insert(0, sys.argv[2])
 from kernelscale.measure import host
+from kernelscale.report import notes
 
 
 print(host.configure_malloc(sys.argv[1])['malloc_mode'])
@@ -156,21 +146,6 @@ def test_malloc_auto_reason_names_the_accelerator(monkeypatch):
   assert 'JAX_PLATFORMS=cuda' in d['malloc_reason']
 
 
-def test_malloc_note_in_cpu_platform_notes():
-  base = {'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen', 'cpu_conv_reason': 'set'}
-  kept = [dict(base, malloc='auto', malloc_mode='retain', minor_faults_per_step=0.0,
-               temp_bytes=45 << 20)]
-  note = host.platform_notes(kept)[1]
-  assert 'kept freed memory' in note and '0 minor page faults' in note and '45 MiB' in note
-  faulting = [dict(base, malloc='system', malloc_mode='system', minor_faults_per_step=f,
-                   temp_bytes=57 << 20) for f in (11_000.0, 14_600.0)]
-  note = host.platform_notes(faulting)[1]
-  assert 'afresh' in note and '11,000-14,600 minor page faults' in note
-  small = [dict(r, temp_bytes=5 << 20) for r in faulting]  # below glibc's mmap threshold
-  assert 'afresh' not in host.platform_notes(small)[1]
-  assert 'predate config.malloc' in host.platform_notes([base])[1]
-
-
 def test_malloc_measurement_cached_and_reported(clean_env):
   assert host.configure_malloc('system')['malloc_speedup_vs_default'] is None
   path = host.record_malloc_measurement(1.42, {'rows': []})
@@ -178,8 +153,8 @@ def test_malloc_measurement_cached_and_reported(clean_env):
   d = host.configure_malloc('system')
   assert d['malloc_speedup_vs_default'] == 1.42 and d['malloc_measured_when']
   rec = dict(d, status='ok', platform='cpu', malloc_mode='retain', cpu_conv_path='eigen')
-  assert '1.42x as fast' in host.platform_notes([rec])[1]
-  assert 'no side-by-side measurement' in host.platform_notes(
+  assert '1.42x as fast' in notes.platform_notes([rec])[1]
+  assert 'no side-by-side measurement' in notes.platform_notes(
       [dict(rec, malloc_speedup_vs_default=None)])[1]
   # the conv-path cache is a separate file, untouched
   assert host.configure_cpu_conv('auto')['cpu_conv_speedup_vs_default'] is None
@@ -216,47 +191,3 @@ def test_a_cache_entry_without_malloc_mode_is_named_not_followed(clean_env):
   assert d['cpu_conv_path'] == 'eigen' and 'predates keying by malloc mode' in d['cpu_conv_reason']
 
 
-def test_platform_notes_name_convolutions_run_as_the_unoptimized_loop():
-  eigen = 'Eigen (XLA CPU convolution)'
-  rec = {'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen', 'padding': 'VALID',
-         'kernel_size': 7, 'malloc_mode': 'retain',
-         'conv_impl': {'conv1/forward': eigen, 'conv2/forward': eigen,
-                       'conv2/backward_filter': eigen,
-                       'conv2/backward_input': 'XLA CPU unoptimized loop (kernel reversed in the window)'},
-         'phase_s': {'conv1/forward': 0.1, 'conv2/forward': 0.01, 'conv2/backward_filter': 0.02,
-                     'conv2/backward_input': 0.05},
-         'analytic_phase_flops': {'conv1/forward': 1e9, 'conv2/forward': 1e9,
-                                  'conv2/backward_filter': 1e9, 'conv2/backward_input': 1e9}}
-  notes = host.platform_notes([rec])
-  slow = [n for n in notes if 'unoptimized loop' in n]
-  assert len(slow) == 1
-  assert 'VALID k=7 conv2/backward_input (kernel reversed in the window; 20.0 GFLOP/s' in slow[0]
-  assert 'against 50.0 GFLOP/s' in slow[0]  # median of the other phases' 10, 100 and 50
-  rec['conv_impl']['conv2/backward_input'] = eigen
-  assert not any('unoptimized loop' in n for n in host.platform_notes([rec]))
-  # A hand-edited record with a conv_impl that is not text is not the loop, and no crash.
-  rec['conv_impl']['conv2/backward_input'] = None
-  assert not any('unoptimized loop' in n for n in host.platform_notes([rec]))
-
-
-def test_platform_notes_say_when_other_load_inflated_step_times():
-  base = {'status': 'ok', 'platform': 'cpu', 'cpu_conv_path': 'eigen', 'padding': 'SAME',
-          'malloc_mode': 'retain'}
-  quiet = [dict(base, kernel_size=k, other_cpu_share=s) for k, s in ((3, 0.01), (5, 0.04))]
-  [line] = [n for n in host.platform_notes(quiet) if n.startswith('Other load')]
-  assert 'at most 4.0%' in line and 'inflated' not in line and 'Not measured' not in line
-  # Just under the threshold is quiet, at it is flagged.
-  edge = [dict(base, kernel_size=3, other_cpu_share=host.CONTENDED_SHARE - 1e-4)]
-  assert not any('inflated' in n for n in host.platform_notes(edge))
-  edge[0]['other_cpu_share'] = host.CONTENDED_SHARE
-  assert any('inflated' in n for n in host.platform_notes(edge))
-  busy = quiet + [dict(base, kernel_size=7, other_cpu_share=0.45)]
-  [line] = [n for n in host.platform_notes(busy) if 'Other load' in n]
-  assert 'inflated' in line and 'SAME k=7 (45%)' in line and '1 of 3 measured points' in line
-  assert 'k=5' not in line
-  # Points not measured are named as such, never vouched for.
-  part = quiet + [dict(base, kernel_size=7, other_cpu_share=None)]
-  [line] = [n for n in host.platform_notes(part) if n.startswith('Other load')]
-  assert 'the 2 measured points' in line and 'Not measured at 1 of the 3 points' in line
-  # Not measured (not Linux, or records from before the field): no sentence at all.
-  assert not [n for n in host.platform_notes([dict(base, kernel_size=3)]) if 'Other load' in n]

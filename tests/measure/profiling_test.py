@@ -14,7 +14,7 @@ import jax
 import pytest
 
 from experiments import seed
-from kernelscale.measure import hlo, profiling, sweep
+from kernelscale.measure import hlo, hlo_labels, profiling, sweep
 
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
@@ -36,7 +36,7 @@ def _fixture(name):
 @pytest.mark.parametrize('name', ['seed_k3_b32_cpu', 'seed_k3_b32_cpu_eigen'])
 def test_fixture_attribution_phases_and_coverage(name):
   profile, module = _fixture(name)
-  att = profiling.attribute(profile, module, hlo.op_labels(module), steps=2)
+  att = profiling.attribute(profile, module, hlo_labels.op_labels(module), steps=2)
   ps = att['phase_s']
   assert att['plane'] == '/host:CPU' and att['steps_seen'] == 2 and not att['notes']
   assert CONV_KEYS <= set(ps) and 'conv1/backward_input' not in ps
@@ -115,7 +115,7 @@ def test_device_planes_are_used(plane, line, stat):
          ('relu', 13000, 1000)]
   profile = jax.profiler.ProfileData.from_text_proto(_space(plane, line, ops, stat))
   module = hlo.parse(_GPU_HLO)
-  att = profiling.attribute(profile, module, hlo.op_labels(module), steps=2)
+  att = profiling.attribute(profile, module, hlo_labels.op_labels(module), steps=2)
   assert att['plane'] == plane
   assert att['phase_s'] == pytest.approx({'conv1/forward': 3e-6, 'activation/forward': 1e-6})
 
@@ -124,7 +124,7 @@ def test_trace_without_op_events_gives_null_and_a_reason():
   profile = jax.profiler.ProfileData.from_text_proto(
       _space('/device:GPU:0', 'Stream #7', [('kernel', 0, 10)], stat=None))
   module = hlo.parse(_GPU_HLO)
-  att = profiling.attribute(profile, module, hlo.op_labels(module), steps=1)
+  att = profiling.attribute(profile, module, hlo_labels.op_labels(module), steps=1)
   assert att['phase_s'] is None and att['attributed_s'] is None
   assert 'no per-op' in att['notes'][0]
 

@@ -86,12 +86,3 @@ def test_sweep_records_other_load_from_around_the_timed_steps(monkeypatch):
   assert sweep.measure_point(pt, cfg)['other_cpu_share'] == pytest.approx(0, abs=0.01)
   # Without profiling the record still says which implementation ran each convolution.
   assert rec['conv_impl'] and 'conv2/forward' in rec['conv_impl']
-
-
-def test_progress_line_flags_a_point_timed_under_other_load():
-  from kernelscale.measure import sweep  # pylint: disable=g-import-not-at-top
-  rec = {'kernel_size': 5, 'padding': 'SAME', 'status': 'ok', 'compile_s': 1.0,
-         'step_s_median': 0.04, 'steps_timed': 15, 'point_wall_s': 3.0, 'other_cpu_share': 0.3}
-  assert 'other processes took 30% of the CPU' in sweep.progress_line(1, 2, rec)
-  for share in (0.02, None):
-    assert 'other processes' not in sweep.progress_line(1, 2, dict(rec, other_cpu_share=share))

@@ -10,7 +10,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from kernelscale.data import source, prepare
-from kernelscale.measure import training, sweep
+from kernelscale.measure import sweep, training
+from kernelscale.report import accuracy as report_accuracy
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,26 +50,6 @@ def test_bad_training_fields(kw, field):
     sweep.validate(_config(**kw))
 
 
-def _rec(k, acc, wall, padding='SAME'):
-  return {'status': 'ok', 'kernel_size': k, 'padding': padding, 'dtype': 'float32',
-          'batch_size': 128, 'test_accuracy': acc, 'train_wall_s': wall, 'epoch_s': wall,
-          'train_loss': 0.4, 'data_wait_s': 0.01, 'compute_s': wall - 0.1, 'compile_s': 1.0,
-          'epochs': 1, 'data': 'fashion_mnist', 'data_version': '3.0.1', 'test_examples': 10000,
-          'train_examples': 60000, 'prefetch': 2, 'device_kind': 'cpu'}
-
-
-def test_plot_and_results_md_section(tmp_path):
-  recs = [_rec(3, 0.87, 20.0), _rec(5, 0.88, 35.0), _rec(7, 0.875, 60.0),
-          {'status': 'failed', 'kernel_size': 9, 'padding': 'SAME', 'error': 'x'}]
-  lines = training.results_md_section(recs, str(tmp_path))
-  png = tmp_path / training.PLOT_FILE
-  assert png.exists() and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-  text = '\n'.join(lines)
-  assert f']({training.PLOT_FILE})' in text and '| 5 | SAME | 0.8800 |' in text
-  # Step-timing records (no accuracy) add nothing.
-  assert training.results_md_section([{'status': 'ok', 'kernel_size': 3}], str(tmp_path / 'x')) == []
-
-
 def test_cli_trains_learns_and_records_measured_times(tmp_path):
   # IDX files -> prepared TFDS -> run.py: 3 epochs of 12 steps, one compile.
   _learnable_idx(tmp_path / 'idx')
@@ -96,8 +77,8 @@ def test_cli_trains_learns_and_records_measured_times(tmp_path):
   assert r['test_accuracy'] >= 0.9, r['test_accuracy']  # chance is 0.1
   assert r['train_loss'] < 1.0
   md = (wd / 'results.md').read_text()
-  assert 'Accuracy against time' in md and (wd / training.PLOT_FILE).exists()
-  assert f']({training.PLOT_FILE})' in (wd / 'report.md').read_text()
+  assert 'Accuracy against time' in md and (wd / report_accuracy.PLOT_FILE).exists()
+  assert f']({report_accuracy.PLOT_FILE})' in (wd / 'report.md').read_text()
   assert 'test accuracy' in p.stdout
   assert 'other_cpu_share' in r
 

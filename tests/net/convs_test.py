@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kernelscale.data import source
-from kernelscale.measure import hlo, timing
+from kernelscale.measure import hlo, hlo_labels, timing
 from kernelscale.net import convs, models, train
 from kernelscale.report import markdown
 
@@ -78,7 +78,7 @@ def test_auto_model_has_nn_convs_parameters_and_function():
 
 
 def test_delta_section_flags_an_algorithm_switch_between_neighbouring_k():
-  from kernelscale.analysis import delta  # pylint: disable=g-import-not-at-top
+  from kernelscale.report import delta  # pylint: disable=g-import-not-at-top
   rs = [{'status': 'ok', 'padding': 'SAME', 'kernel_size': k,
          'conv_algos': {'conv1': 'taps', 'conv2': a}} for k, a in ((3, 'xla'), (5, 'dft'), (7, 'dft'))]
   lines = delta._algo_switches(rs)  # pylint: disable=protected-access
@@ -112,7 +112,7 @@ def test_auto_step_profiles_as_conv_phases_and_report_names_algorithms():
   state = train.create_state(module, 1e-3, jax.random.PRNGKey(0), source.SYNTHETIC_SHAPE)
   comp = timing.compile_aot(train.train_step, (state, source.synthetic_batch(4, 0)))['compiled']
   mod = hlo.parse(comp.as_text())
-  labels = set(hlo.op_labels(mod).values())
+  labels = set(hlo_labels.op_labels(mod).values())
   assert {'conv1/forward', 'conv1/backward_filter', 'conv2/forward', 'conv2/backward',
           'pooling/forward', 'pooling/backward'} <= labels  # the pool's own gradient too
   assert not any(l.startswith('mixed/') for l in labels), labels

@@ -4,7 +4,7 @@ import pytest
 
 from kernelscale.data import source
 from kernelscale.measure import timing
-from kernelscale.net import flops, models, train
+from kernelscale.net import flops, models, shapes, train
 
 
 def test_valid_taps_1d_by_hand():
@@ -54,7 +54,7 @@ def test_valid_flops_fall_after_k5():
     ('seed_stacked', 5, 'SAME'), ('seed_stacked', 7, 'VALID'), ('seed_spatial', 4, 'SAME'),
     ('seed_spatial', 7, 'VALID'), ('seed_dilated', 7, 'SAME'), ('seed_dilated', 5, 'VALID')])
 def test_designs_analytic_matches_xla_within_2pct(model, k, padding):
-  block = models.block_of(model)
+  block = shapes.block_of(model)
   analytic = flops.summarize(flops.layer_flops((32, 64), k, padding, 16, block=block))
   xla = _xla_flops(k, padding, 16, model)
   assert abs(analytic['analytic_flops'] - xla) / xla < 0.02, (analytic, xla)

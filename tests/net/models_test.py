@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from kernelscale.net import flops, models
+from kernelscale.net import flops, models, shapes
 
 
 def _hand_params(k, padding):
@@ -33,7 +33,7 @@ def test_seed_k3_same_exact():
 
 
 def test_valid_kernel_too_big_names_layer_input_and_largest():
-  with pytest.raises(models.ShapeError) as e:
+  with pytest.raises(shapes.ShapeError) as e:
     models.build('seed', 11, 'VALID', 'float32')
   msg = str(e.value)
   assert 'conv2' in msg and '9x9' in msg
@@ -41,7 +41,7 @@ def test_valid_kernel_too_big_names_layer_input_and_largest():
 
 def test_valid_k9_fits_k10_does_not():
   models.build('seed', 9, 'VALID', 'float32')
-  with pytest.raises(models.ShapeError):
+  with pytest.raises(shapes.ShapeError):
     models.build('seed', 10, 'VALID', 'float32')
 
 
@@ -62,7 +62,7 @@ def test_forward_shape():
 def test_max_pool_has_nn_max_pools_values_and_gradient(shape, ties, layout):
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from kernelscale.net import convs  # pylint: disable=g-import-not-at-top
+  from kernelscale.net import convs, shapes  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   x = rng.standard_normal(shape).astype(np.float32)
   if ties:  # whole windows of one value, and ties between some elements
@@ -83,7 +83,7 @@ def test_max_pool_has_nn_max_pools_values_and_gradient(shape, ties, layout):
 
 
 # --------------------------------------------------------------------------
-# Same receptive field, other designs (models.BLOCKS)
+# Same receptive field, other designs (shapes.BLOCKS)
 
 DESIGNS = [m for m in models.MODELS if m != 'seed']
 
@@ -97,9 +97,9 @@ def test_designs_params_and_conv_names_match_conv_ops(model, k, padding):
   params = module.init(jax.random.PRNGKey(0), x)['params']
   assert module.apply({'params': params}, x).shape == (2, 10)
   n = sum(v.size for v in jax.tree_util.tree_leaves(params))
-  block = models.block_of(model)
+  block = shapes.block_of(model)
   assert flops.param_count((32, 64), k, padding, block=block) == n
-  ops = models.conv_ops((32, 64), k, padding, 28, 1, block)
+  ops = shapes.conv_ops((32, 64), k, padding, 28, 1, block)
   assert sorted(o.name for o in ops) == sorted(p for p in params if p.startswith('conv'))
   for o in ops:
     assert params[o.name]['kernel'].shape == (*o.kernel, o.c_in // o.groups, o.c_out)
@@ -111,7 +111,7 @@ class _Block(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    ops = models.layer_ops('conv2', x.shape[1], x.shape[-1], 8, self.k, 'SAME', self.block)
+    ops = shapes.layer_ops('conv2', x.shape[1], x.shape[-1], 8, self.k, 'SAME', self.block)
     return models.apply_ops(x, ops, 'SAME', jnp.float32)
 
 
@@ -140,7 +140,7 @@ def test_each_design_sees_exactly_a_k_by_k_window(block, k):
 def test_designs_refuse_what_they_cannot_build():
   for model in ('seed_stacked', 'seed_dilated'):
     for k in (1, 4):
-      with pytest.raises(models.ShapeError, match='odd'):
+      with pytest.raises(shapes.ShapeError, match='odd'):
         models.build(model, k, 'SAME', 'float32')
   models.build('seed_spatial', 4, 'SAME', 'float32')  # k x 1 and 1 x k take any k
   with pytest.raises(ValueError, match='conv_algo'):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from kernelscale import records
-from kernelscale.analysis import fits
+from kernelscale.analysis import fits, summary
 from kernelscale.report import plots, markdown
 
 
@@ -60,7 +60,7 @@ def test_every_plot_has_title_axis_units_and_legend(tmp_path, monkeypatch):
   figs = []
   real_save = plots._save
   monkeypatch.setattr(plots, '_save', lambda fig, path: (figs.append(fig), real_save(fig, path))[1])
-  res = fits.analyze(recs, ceil)
+  res = summary.analyze(recs, ceil)
   plots.draw_all(fits.group_points(recs), res['fits'], res['roofline'], ceil, recs, wd)
   assert len(figs) == 4
   for fig in figs:

@@ -1,0 +1,92 @@
+"""The accuracy mode's section of results.md: test accuracy against measured training time.
+
+Reads the records measure.training wrote (test_accuracy, train_wall_s, epoch_s
+measured end to end, data_wait_s); draws accuracy_vs_time.png beside it.
+"""
+from __future__ import annotations
+
+import os
+
+from kernelscale import records
+
+PLOT_FILE = 'accuracy_vs_time.png'
+
+
+def _ok(recs: list[dict]) -> list[dict]:
+  return [r for r in recs if r.get('status') == 'ok' and r.get('test_accuracy') is not None]
+
+
+def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
+  """Test accuracy against measured training time, one marker per k, a line per padding.
+
+  Args:
+    recs: records; those without test_accuracy are ignored.
+    path: the PNG to write.
+
+  Returns:
+    path, or None when no record has a test accuracy.
+  """
+  ok = _ok(recs)
+  if not ok:
+    return None
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+  groups: dict[tuple, list[dict]] = {}
+  for r in ok:
+    groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size'),
+                       records.design(r)), []).append(r)
+  for (padding, dtype, batch, design), rs in groups.items():
+    rs = sorted(rs, key=lambda r: r['kernel_size'])
+    x = [r['train_wall_s'] for r in rs]
+    y = [r['test_accuracy'] for r in rs]
+    ax.plot(x, y, marker='o', label=f'{design.strip()}{", " if design else ""}{padding}, '
+                                    f'{dtype}, batch {batch}')
+    for r, xi, yi in zip(rs, x, y):
+      ax.annotate(f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(4, 4),
+                  fontsize=8)
+  head = ok[0]
+  epochs = head.get('epochs')
+  ax.set_xlabel(f'training time for {epochs} epoch(s), measured end to end [s]\n'
+                '(input pipeline included, compile and evaluation excluded)')
+  ax.margins(x=0.12, y=0.15)  # room for the k= labels
+  ax.set_ylabel(f'test accuracy (fraction of {head.get("test_examples")} test images)')
+  ax.set_title(f'Does a larger kernel buy accuracy worth its time?\n'
+               f'{head.get("data")}, {epochs} epoch(s), {head.get("device_kind")}', fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(title='padding, dtype, batch', fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
+def _pct(part, whole) -> str:
+  return '—' if part is None or not whole else f'{100.0 * part / whole:.1f}%'
+
+
+def results_md_section(recs: list[dict], workdir: str) -> list[str]:
+  """Markdown lines for results.md (and the PNG beside it); [] without accuracy records."""
+  ok = _ok(recs)
+  png = plot_accuracy_vs_time(recs, os.path.join(workdir, PLOT_FILE))
+  if png is None:
+    return []
+  head = ok[0]
+  lines = ['## Accuracy against time', '',
+           f'{head.get("data")} {head.get("data_version")}, {head.get("epochs")} epoch(s) per '
+           f'point, {head.get("train_examples")} training and {head.get("test_examples")} test '
+           'images. Times are measured end to end with the input pipeline '
+           f'(prefetch depth {head.get("prefetch")}), not projected; data wait is the time the '
+           'host was blocked waiting for a batch.', '',
+           f'![test accuracy against training time]({PLOT_FILE})', '',
+           '| k | padding | test accuracy | train loss | epoch s (measured) | data wait s '
+           '(% of epoch) | compute s | compile s |',
+           '|---:|---|---:|---:|---:|---:|---:|---:|']
+  for r in ok:
+    lines.append(f'| {r["kernel_size"]}{records.design(r)} | {r["padding"]} | '
+                 f'{r["test_accuracy"]:.4f} | '
+                 f'{r["train_loss"]:.4f} | {r["epoch_s"]:.1f} | {r["data_wait_s"]:.3f} '
+                 f'({_pct(r["data_wait_s"], r["epoch_s"])}) | {r["compute_s"]:.1f} | '
+                 f'{r["compile_s"]:.2f} |')
+  return lines + ['']
