@@ -69,6 +69,7 @@ def test_plot_and_results_md_section(tmp_path):
   assert training.results_md_section([{'status': 'ok', 'kernel_size': 3}], str(tmp_path / 'x')) == []
 
 
+@pytest.mark.slow  # run.py subprocess that trains
 def test_cli_trains_learns_and_records_measured_times(tmp_path):
   # IDX files -> prepared TFDS -> run.py: 3 epochs of 12 steps, one compile.
   _learnable_idx(tmp_path / 'idx')
