@@ -8,6 +8,9 @@ import pytest
 
 from kernelscale.measure import host
 
+# Every test here runs run.py in a subprocess (a jax import each, most compile).
+pytestmark = pytest.mark.slow
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = '--config=' + os.path.join(ROOT, 'experiments', 'seed.py') + ':quick'

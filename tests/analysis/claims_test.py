@@ -1,21 +1,9 @@
 """Claim verdicts from fixture records: different numbers give different verdicts."""
 import copy
-import json
-import os
 
 import pytest
 
-from kernelscale import records
 from kernelscale.analysis import claims, fits, summary
-
-
-FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
-
-
-def _load(name):
-  recs = records.load(os.path.join(FIX, name, 'results.jsonl'))
-  ceil = json.load(open(os.path.join(FIX, name, 'ceilings.json')))['cpu/cpu']
-  return recs, ceil
 
 
 def _verdicts(recs, ceil):
@@ -26,9 +14,9 @@ def _same(recs):
   return {r['kernel_size']: r for r in recs if r['padding'] == 'SAME'}
 
 
-def test_real_and_synthetic_fixtures_get_different_verdicts():
-  real = _verdicts(*_load('seed_cpu'))
-  synth = _verdicts(*_load('synthetic'))
+def test_real_and_synthetic_fixtures_get_different_verdicts(fixture_run):
+  real = _verdicts(*fixture_run('seed_cpu'))
+  synth = _verdicts(*fixture_run('synthetic'))
   # seed_cpu is a real run: SAME step time ∝ k^1.0 while conv FLOPs ∝ k^1.8,
   # tiny optimizer, flat temp memory; synthetic: step ∝ k², optimizer takes 60%
   # of the growth, temp memory ∝ k², every point under the memory roof.
@@ -37,8 +25,8 @@ def test_real_and_synthetic_fixtures_get_different_verdicts():
   assert synth == {1: 'holds', 2: 'does not hold', 3: 'does not hold', 4: 'holds', 5: 'holds'}
 
 
-def test_every_claim_has_vocabulary_and_numbers():
-  res = summary.analyze(*_load('seed_cpu'))
+def test_every_claim_has_vocabulary_and_numbers(fixture_run):
+  res = summary.analyze(*fixture_run('seed_cpu'))
   for c in res['claims']:
     assert c['verdict'] in claims.VOCABULARY
     assert c['claim'] == claims.CLAIMS[c['id']]
@@ -46,43 +34,43 @@ def test_every_claim_has_vocabulary_and_numbers():
 
 
 @pytest.mark.parametrize('exponent,verdict', [(2.0, 'holds'), (1.0, 'partly holds')])
-def test_claim1_follows_the_step_time_exponent(exponent, verdict):
-  recs, ceil = _load('seed_cpu')
+def test_claim1_follows_the_step_time_exponent(exponent, verdict, fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   for k, r in _same(recs).items():
     r['step_s_median'] = 0.01 * k ** exponent
   assert _verdicts(recs, ceil)[1] == verdict
 
 
-def test_claim1_does_not_hold_when_neither_work_nor_time_grow_like_k2():
-  recs, ceil = _load('seed_cpu')
+def test_claim1_does_not_hold_when_neither_work_nor_time_grow_like_k2(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   for k, r in _same(recs).items():
     r['step_s_median'] = 0.01 * k ** 0.5
     r['analytic_conv_flops'] = 1e9 * k ** 0.8
   assert _verdicts(recs, ceil)[1] == 'does not hold'
 
 
-def test_claim2_turns_on_the_conv_share():
-  recs, ceil = _load('seed_cpu')
+def test_claim2_turns_on_the_conv_share(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   assert _verdicts(recs, ceil)[2] == 'partly holds'
   for r in recs:
     r['analytic_flops'] = 3 * r['analytic_conv_flops']  # conv now a third of the step
   assert _verdicts(recs, ceil)[2] == 'does not hold'
   # A profiled conv time share overrides the FLOP share.
-  recs, ceil = _load('seed_cpu')
+  recs, ceil = fixture_run('seed_cpu')
   for r in recs:
     r['phase_s'] = {'conv2/forward': 0.1, 'dense/forward': 0.3, 'optimizer/update': 0.001}
   assert _verdicts(recs, ceil)[2] == 'does not hold'
 
 
-def test_claim3_not_measured_for_an_unknown_model():
-  recs, ceil = _load('seed_cpu')
+def test_claim3_not_measured_for_an_unknown_model(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   for r in recs:
     r['model'] = 'not-a-model'
   assert _verdicts(recs, ceil)[3] == 'not measured'
 
 
-def test_claim4_turns_on_memory_growth_and_the_bound():
-  recs, ceil = _load('seed_cpu')
+def test_claim4_turns_on_memory_growth_and_the_bound(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   assert _verdicts(recs, ceil)[4] == 'does not hold'
   grown = copy.deepcopy(recs)
   for k, r in _same(grown).items():
@@ -94,8 +82,8 @@ def test_claim4_turns_on_memory_growth_and_the_bound():
   assert _verdicts(recs, None)[4] == 'not measured'
 
 
-def test_claim5_turns_on_the_optimizer_share_of_the_growth():
-  recs, ceil = _load('seed_cpu')
+def test_claim5_turns_on_the_optimizer_share_of_the_growth(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   same = _same(recs)
   growth = same[9]['step_s_median'] - same[3]['step_s_median']
   assert _verdicts(recs, ceil)[5] == 'does not hold'
@@ -114,8 +102,8 @@ def test_claim5_turns_on_the_optimizer_share_of_the_growth():
   assert _verdicts(recs, ceil)[5] == 'not measured'
 
 
-def test_answer_is_at_most_three_sentences_with_this_runs_numbers():
-  recs, ceil = _load('seed_cpu')
+def test_answer_is_at_most_three_sentences_with_this_runs_numbers(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   res = summary.analyze(recs, ceil)
   assert len(res['answer']) <= 3
   same = _same(recs)
@@ -127,8 +115,8 @@ def test_answer_is_at_most_three_sentences_with_this_runs_numbers():
     assert s.endswith('.') and '. ' not in s
 
 
-def test_a_thin_trace_is_not_used():
-  recs, ceil = _load('synthetic')
+def test_a_thin_trace_is_not_used(fixture_run):
+  recs, ceil = fixture_run('synthetic')
   assert _verdicts(recs, ceil)[2] == 'does not hold'  # profiled conv share 37%
   for r in recs:
     r['trace_coverage'] = 0.4
@@ -147,8 +135,8 @@ def test_trusted_phases_needs_coverage_in_range():
   assert claims.trusted_phases({'phase_s': ph}) == ph
 
 
-def test_answer_names_page_faults_only_when_steps_refault_their_scratch():
-  recs, ceil = _load('seed_cpu')
+def test_answer_names_page_faults_only_when_steps_refault_their_scratch(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   base = ' '.join(summary.analyze(recs, ceil)['answer'])
   assert 'page-faulted' not in base  # fixture records predate config.malloc
   faulting = [dict(r, malloc_mode='system', temp_bytes=57 << 20, minor_faults_per_step=14_600.0,
@@ -160,8 +148,8 @@ def test_answer_names_page_faults_only_when_steps_refault_their_scratch():
   assert 'page-faulted' not in ' '.join(summary.analyze(kept, ceil)['answer'])
 
 
-def test_answer_says_when_other_load_inflated_the_step_times():
-  recs, ceil = _load('seed_cpu')
+def test_answer_says_when_other_load_inflated_the_step_times(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   res = summary.analyze([dict(r, other_cpu_share=0.02) for r in recs], ceil)
   assert 'other processes' not in ' '.join(res['answer']) and len(res['answer']) <= 3
   g = claims.primary_group(fits.group_points(recs))

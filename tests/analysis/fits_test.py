@@ -1,22 +1,12 @@
 """Fits, roofline, leave-one-out and prediction, from fixture records; nothing measured."""
 import json
 import math
-import os
 
 import pytest
 
 from kernelscale import records
 from kernelscale.analysis import claims, fits, predict, summary
-from kernelscale.net import flops, shapes
-
-
-FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
-
-
-def _load(name):
-  recs = records.load(os.path.join(FIX, name, 'results.jsonl'))
-  ceil = json.load(open(os.path.join(FIX, name, 'ceilings.json')))['cpu/cpu']
-  return recs, ceil
+from kernelscale.net import flops
 
 
 def _rec(k, padding='SAME', step=None, **kw):
@@ -95,8 +85,8 @@ def test_predict_has_interval_and_skips_a_kernel_that_does_not_fit():
   assert lin['SAME']['model'] == 'linear_flops' and lin['SAME']['step_s'] > 0
 
 
-def test_analyze_real_fixture_has_every_key_and_json_round_trips():
-  recs, ceil = _load('seed_cpu')
+def test_analyze_real_fixture_has_every_key_and_json_round_trips(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
   res = summary.analyze(recs, ceil)
   for key in ('ceilings', 'fits', 'loo_median_abs_rel_error', 'claims'):
     assert key in res

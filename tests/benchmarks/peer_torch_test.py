@@ -41,6 +41,7 @@ def _run_script(*args, block_torch=False):
   return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow  # the benchmark: times jax and torch steps
 def test_tiny_comparison_runs_both_sides():
   pytest.importorskip('torch')
   res = peer.compare_one(kernel_size=3, batch_size=8, rounds=1, steps=2, device='cpu',
@@ -69,6 +70,7 @@ def test_torch_net_matches_kernelscale_params_per_k():
     assert tuple(net(torch.zeros(2, 1, 28, 28)).shape) == (2, 10)
 
 
+@pytest.mark.slow  # benchmarks/peer_torch.py subprocess
 def test_skips_with_exit_0_when_torch_is_missing():
   p = _run_script('--kernel_sizes=3', block_torch=True)
   assert p.returncode == 0, p.stderr
@@ -76,6 +78,7 @@ def test_skips_with_exit_0_when_torch_is_missing():
   assert 'kernelscale' not in p.stderr
 
 
+@pytest.mark.slow  # a benchmarks/peer_torch.py subprocess per case
 @pytest.mark.parametrize('args, field', [
     (('--kernel_sizes=3,x',), '--kernel_sizes'),
     (('--kernel_sizes=0',), '--kernel_sizes'),
@@ -94,6 +97,7 @@ def test_bad_flags_one_line_exit_2(args, field):
   assert p.stderr.startswith(f'error: {field}:')
 
 
+@pytest.mark.slow  # the benchmark: times three variants and torch
 def test_auto_side_timed_where_it_differs_from_nn_conv():
   pytest.importorskip('torch')
   lines = []
@@ -107,6 +111,7 @@ def test_auto_side_timed_where_it_differs_from_nn_conv():
   assert peer.auto_variant(5, 'gpu') == {}  # on GPU auto is nn.Conv: nothing extra to time
 
 
+@pytest.mark.slow  # the benchmark: times three variants and torch
 def test_extra_algorithm_combinations_are_timed_in_the_rotation():
   pytest.importorskip('torch')
   lines = []

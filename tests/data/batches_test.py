@@ -1,5 +1,5 @@
 """The input pipeline: seeded order, full batches, normalisation, prefetch that hides waiting."""
-import time
+import threading
 
 import jax
 import numpy as np
@@ -89,20 +89,76 @@ def test_prefetcher_close_stops_an_endless_producer():
   assert not it._thread.is_alive()
 
 
-def _sleepy(n, secs):
+class _Clock:
+  """batches' `time`: moves only when a producer or the consumer says it worked.
+
+  Each read that starts a wait (the first of a pair: before and after the queue)
+  releases `asked`, so a producer can begin a batch exactly when the consumer
+  starts waiting for it. Nothing sleeps: the test does not depend on the machine's load.
+  """
+
+  def __init__(self):
+    self.now = 0.0
+    self.reads = 0
+    self.asked = threading.Semaphore(0)
+    self._lock = threading.Lock()
+
+  def perf_counter(self):
+    with self._lock:
+      self.reads += 1
+      if self.reads % 2:
+        self.asked.release()
+      return self.now
+
+  def advance(self, secs):
+    with self._lock:
+      self.now += secs
+
+
+def _batch():
+  return {'image': np.zeros((1, 2, 2, 1), np.float32), 'label': np.zeros((1,), np.int32)}
+
+
+def _producer(n, secs, clock, go, made):
+  """n batches, each taking `secs` on the clock once `go` is released; counts them in `made`."""
   for _ in range(n):
-    time.sleep(secs)
-    yield {'image': np.zeros((1, 2, 2, 1), np.float32), 'label': np.zeros((1,), np.int32)}
+    assert go.acquire(timeout=30), 'the consumer never asked for a batch'
+    clock.advance(secs)
+    yield _batch()
+    with made:  # resumed: the batch just yielded is on the queue
+      made.n += 1
+      made.notify_all()
 
 
-def test_wait_s_measures_starvation_and_prefetch_hides_it():
-  # Producer slower than the consumer: the consumer waits ~ the producer's time.
-  with batches.Prefetcher(_sleepy(5, 0.04)) as it:
+def _made():
+  made = threading.Condition()
+  made.n = 0
+  return made
+
+
+def test_wait_s_measures_starvation_and_prefetch_hides_it(monkeypatch):
+  clock = _Clock()
+  monkeypatch.setattr(batches, 'time', clock)
+  # Producer slower than the consumer: each batch (0.04 s) is made only once the
+  # consumer waits for it, so the consumer waits the producer's whole time.
+  with batches.Prefetcher(_producer(5, 0.04, clock, clock.asked, _made())) as it:
     list(it)
   assert it.wait_s >= 0.15
-  # Producer (0.01 s per batch) faster than the consumer (0.04 s per step): after
-  # the first batch, the next one is always ready.
-  with batches.Prefetcher(_sleepy(8, 0.01), depth=2) as it:
-    for _ in it:
-      time.sleep(0.04)
+  assert it.wait_s == pytest.approx(5 * 0.04)
+  # Producer (0.01 s per batch) faster than the consumer (0.04 s per step): the
+  # first batch is waited for, each later one is made while the step before it runs.
+  clock = _Clock()
+  monkeypatch.setattr(batches, 'time', clock)
+  step, made = threading.Semaphore(0), _made()
+  first = threading.Thread(target=lambda: clock.asked.acquire() and step.release(), daemon=True)
+  first.start()  # batch 0 starts when the consumer first waits
+  with batches.Prefetcher(_producer(8, 0.01, clock, step, made), depth=2) as it:
+    for i, _ in enumerate(it):
+      step.release()  # the producer makes the next batch during this step
+      clock.advance(0.04)
+      with made:
+        # The next batch is on the queue before the step ends: prefetch hid it.
+        assert made.wait_for(lambda: made.n >= min(i + 2, 8), timeout=30)
+  first.join()
   assert it.wait_s < 0.1
+  assert it.wait_s == pytest.approx(0.01)  # the first batch only

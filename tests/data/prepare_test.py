@@ -109,6 +109,7 @@ def _run(*args):
                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
 
+@pytest.mark.slow  # five run.py subprocesses
 def test_cli_prepare_and_its_errors(tmp_path):
   make_idx(tmp_path / 'idx')
   data_dir = tmp_path / 'tfds'

@@ -57,6 +57,7 @@ def _run(*args):
   return p, time.perf_counter() - t0
 
 
+@pytest.mark.slow  # run.py subprocess per case
 @pytest.mark.parametrize('config', ['experiments/accuracy.py:quick', 'experiments/seed.py:quick'])
 def test_cli_missing_dataset_is_one_line_exit_2_fast(tmp_path, config):
   p, wall = _run(f'--config={os.path.join(ROOT, config)}', '--config.data=fashion_mnist',

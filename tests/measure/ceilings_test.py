@@ -78,6 +78,7 @@ def _ceiling(*args):
                         check=False, timeout=600)
 
 
+@pytest.mark.slow  # benchmarks/step_vs_ceiling.py subprocess
 def test_ceiling_benchmark_prints_rows_and_the_conv_bound():
   p = _ceiling('--kernel_sizes=3', '--batch_size=2', '--steps=1', '--no_torch')
   assert p.returncode == 0, p.stderr
@@ -100,6 +101,7 @@ def test_ceiling_benchmark_prints_rows_and_the_conv_bound():
     assert re.search(r'k=3 \d+%', load)
 
 
+@pytest.mark.slow  # a benchmarks/step_vs_ceiling.py subprocess per case
 @pytest.mark.parametrize('args, field', [
     (('--kernel_sizes=3,x',), '--kernel_sizes'),
     (('--kernel_sizes=13', '--padding=VALID'), '--kernel_sizes'),
@@ -112,6 +114,7 @@ def test_ceiling_benchmark_refuses_bad_flags(args, field):
   assert p.stdout == ''
 
 
+@pytest.mark.slow  # benchmarks/step_vs_ceiling.py subprocess
 def test_ceiling_benchmark_torch_row():
   pytest.importorskip('torch')
   p = _ceiling('--kernel_sizes=3', '--batch_size=2', '--steps=1', '--no_phases')

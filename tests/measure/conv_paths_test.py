@@ -36,6 +36,7 @@ def test_child_command_passes_fields_and_path():
   assert not any('compare_cpu_conv' in a or 'rounds' in a for a in cmd)
 
 
+@pytest.mark.slow  # run.py and its two child runs as subprocesses
 def test_backends_quick_end_to_end(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu', XDG_CACHE_HOME=str(tmp_path / 'cache'))
   p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'),
@@ -52,6 +53,7 @@ def test_backends_quick_end_to_end(tmp_path):
   assert not (tmp_path / 'cache' / 'kernelscale' / 'cpu_conv.json').exists()
 
 
+@pytest.mark.slow  # three run.py subprocesses
 def test_backends_bad_child_field_fails_before_any_child(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu', XDG_CACHE_HOME=str(tmp_path / 'cache'))
   for arg, field in (('--config.kernel_sizes=0', 'config.kernel_sizes'),
@@ -65,6 +67,7 @@ def test_backends_bad_child_field_fails_before_any_child(tmp_path):
     assert not (tmp_path / 'wd' / 'ynnpack-round0').exists()
 
 
+@pytest.mark.slow  # run.py subprocess
 def test_report_only_refuses_mixed_conv_paths(tmp_path):
   wd = tmp_path / 'wd'
   wd.mkdir()

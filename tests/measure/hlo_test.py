@@ -182,13 +182,15 @@ def test_valid_k7_seed_step_runs_one_conv_as_the_unoptimized_loop():
                  for k, v in impl.items() if k != 'conv2/backward_input'), impl
 
 
+# One design in the fast tier (conv1 and conv2dw share a kernel shape); the others slow.
 @pytest.mark.parametrize('model,k,convs', [
     ('seed_separable', 5, {'conv1', 'conv2dw', 'conv2pw'}),
-    ('seed_stacked', 5, {'conv1', 'conv2a', 'conv2b'}),
+    pytest.param('seed_stacked', 5, {'conv1', 'conv2a', 'conv2b'}, marks=pytest.mark.slow),
     # conv2b and conv2c have the same [3, 3, 64, 64] kernel: the op name tells them apart.
-    ('seed_stacked', 7, {'conv1', 'conv2a', 'conv2b', 'conv2c'}),
-    ('seed_spatial', 5, {'conv1', 'conv2v', 'conv2h'}),
-    ('seed_dilated', 5, {'conv1', 'conv2'}),
+    pytest.param('seed_stacked', 7, {'conv1', 'conv2a', 'conv2b', 'conv2c'},
+                 marks=pytest.mark.slow),
+    pytest.param('seed_spatial', 5, {'conv1', 'conv2v', 'conv2h'}, marks=pytest.mark.slow),
+    pytest.param('seed_dilated', 5, {'conv1', 'conv2'}, marks=pytest.mark.slow),
 ])
 def test_each_conv_of_a_design_gets_its_own_label_per_phase(model, k, convs):
   # conv1 and the depthwise conv2dw share a kernel shape at k=5 ([5, 5, 1, 32]);

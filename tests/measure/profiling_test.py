@@ -172,6 +172,7 @@ def _get(url: str):
     return json.loads(body.decode())
 
 
+@pytest.mark.slow  # starts a tensorboard server in a subprocess
 def test_tensorboard_command_serves_the_profile_plugin(traced):
   _, wd, pt = traced
   cmd = profiling.tensorboard_command(wd)

@@ -43,28 +43,49 @@ def test_host_cpu_busy_counts_only_the_cpus_this_process_may_use(tmp_path):
   assert timing.host_cpu_busy(str(stat), {5}) is None
 
 
+class _Clock:
+  """timing's `time` for other_cpu_load: wall and CPU seconds move only when a test says."""
+
+  def __init__(self):
+    self.wall, self.cpu = 100.0, 5.0
+
+  def perf_counter(self):
+    return self.wall
+
+  def process_time(self):
+    return self.cpu
+
+  def advance(self, wall, cpu=0.0):
+    self.wall += wall
+    self.cpu += cpu
+
+
 def test_other_cpu_load_is_the_busy_time_this_process_did_not_use(tmp_path, monkeypatch):
   monkeypatch.setattr(timing, '_usable_cpus', lambda: None)  # the fake file's 2 CPUs
+  clock = _Clock()
+  monkeypatch.setattr(timing, 'time', clock)  # only timing's clock; nothing sleeps
   stat = tmp_path / 'stat'
   _write(stat, user=1000)
-  t0 = time.perf_counter()
+  t0 = clock.perf_counter()
   with timing.other_cpu_load(str(stat), min_ticks=0) as load:
-    time.sleep(0.2)  # this process uses (almost) no CPU while it sleeps
+    clock.advance(wall=0.2)  # 0.2 s in which this process uses no CPU
     _write(stat, user=1000 + 10)  # 0.1 s more on each CPU: one CPU's worth for 0.2 s
-  wall = time.perf_counter() - t0
-  # 0.2 s of other work over (wall x 2 CPUs); a late wake-up only makes wall longer.
+  wall = clock.perf_counter() - t0
+  # 0.2 s of other work over (wall x 2 CPUs).
+  assert wall == pytest.approx(0.2)
   assert load['other_cpu_share'] == pytest.approx(0.2 / (wall * 2), abs=0.03)
   assert load['other_cpu_share'] > 0.25
   # Counters that did not move while this process computed: nobody else ran (never negative).
   with timing.other_cpu_load(str(stat), min_ticks=0) as quiet:
-    sum(range(200_000))
+    clock.advance(wall=0.1, cpu=0.1)  # this process busy on one CPU for 0.1 s
   assert quiet['other_cpu_share'] == 0
   # A window too short for the counters' 1/100 s ticks is not measured.
   with timing.other_cpu_load(str(stat)) as short:
+    clock.advance(wall=0.01)
     _write(stat, user=1000 + 40)
   assert short['other_cpu_share'] is None
   with timing.other_cpu_load(str(tmp_path / 'missing'), min_ticks=0) as none:
-    pass
+    clock.advance(wall=0.1)
   assert none['other_cpu_share'] is None
 
 

@@ -16,10 +16,12 @@ def _grads(algo, x, w, padding):
 
 
 @pytest.mark.parametrize('algo', ['taps', 'dft', 'rows'])
-@pytest.mark.parametrize('hw,c_in,k,padding', [
-    (9, 1, 3, 'SAME'), (9, 1, 4, 'SAME'), (8, 3, 5, 'SAME'), (8, 3, 1, 'SAME'),
-    (9, 3, 3, 'VALID'), (8, 2, 4, 'VALID'), (7, 2, 7, 'VALID'),
-    (16, 1, 9, 'SAME'), (17, 2, 6, 'VALID')])  # rows: several tiles, a ragged last tile
+# The first shape in the fast tier for every algorithm, the other shapes (each a compile) slow.
+@pytest.mark.parametrize('hw,c_in,k,padding', [(9, 1, 3, 'SAME')] + [
+    pytest.param(*case, marks=pytest.mark.slow) for case in [
+        (9, 1, 4, 'SAME'), (8, 3, 5, 'SAME'), (8, 3, 1, 'SAME'),
+        (9, 3, 3, 'VALID'), (8, 2, 4, 'VALID'), (7, 2, 7, 'VALID'),
+        (16, 1, 9, 'SAME'), (17, 2, 6, 'VALID')]])  # rows: several tiles, a ragged last tile
 def test_same_values_and_gradients_as_xla(algo, hw, c_in, k, padding):
   x = jax.random.normal(jax.random.PRNGKey(0), (2, hw, hw, c_in))
   w = jax.random.normal(jax.random.PRNGKey(1), (k, k, c_in, 4))

@@ -29,8 +29,10 @@ def _xla_flops(k, padding, batch, model='seed'):
   return cost['xla_flops']
 
 
-@pytest.mark.parametrize('k,padding', [(3, 'SAME'), (5, 'SAME'), (7, 'SAME'), (9, 'SAME'),
-                                       (3, 'VALID'), (9, 'VALID')])
+# One shape in the fast tier; the others (a train-step compile each) slow.
+@pytest.mark.parametrize('k,padding', [(3, 'SAME')] + [
+    pytest.param(*case, marks=pytest.mark.slow)
+    for case in [(5, 'SAME'), (7, 'SAME'), (9, 'SAME'), (3, 'VALID'), (9, 'VALID')]])
 def test_analytic_matches_xla_within_2pct(k, padding):
   batch = 16
   analytic = flops.summarize(flops.layer_flops((32, 64), k, padding, batch))['analytic_flops']
@@ -50,9 +52,10 @@ def test_valid_flops_fall_after_k5():
   assert tot[5] > tot[7] > tot[9]
 
 
-@pytest.mark.parametrize('model,k,padding', [
-    ('seed_stacked', 5, 'SAME'), ('seed_stacked', 7, 'VALID'), ('seed_spatial', 4, 'SAME'),
-    ('seed_spatial', 7, 'VALID'), ('seed_dilated', 7, 'SAME'), ('seed_dilated', 5, 'VALID')])
+@pytest.mark.parametrize('model,k,padding', [('seed_stacked', 5, 'SAME')] + [
+    pytest.param(*case, marks=pytest.mark.slow) for case in [
+        ('seed_stacked', 7, 'VALID'), ('seed_spatial', 4, 'SAME'),
+        ('seed_spatial', 7, 'VALID'), ('seed_dilated', 7, 'SAME'), ('seed_dilated', 5, 'VALID')]])
 def test_designs_analytic_matches_xla_within_2pct(model, k, padding):
   block = shapes.block_of(model)
   analytic = flops.summarize(flops.layer_flops((32, 64), k, padding, 16, block=block))

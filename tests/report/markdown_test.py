@@ -1,24 +1,11 @@
 """report.md, analysis.json and the plots, built from fixture files alone."""
 import json
 import os
-import shutil
 
 import pytest
 
-from kernelscale import records
 from kernelscale.analysis import fits, summary
 from kernelscale.report import plots, markdown
-
-
-FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'fixtures')
-
-
-def _workdir(tmp_path, name):
-  wd = tmp_path / name
-  shutil.copytree(os.path.join(FIX, name), wd)
-  recs = records.load(str(wd / 'results.jsonl'))
-  ceil = json.load(open(wd / 'ceilings.json'))['cpu/cpu']
-  return str(wd), recs, ceil
 
 
 def test_text_table_unchanged_for_failed_points():
@@ -28,8 +15,8 @@ def test_text_table_unchanged_for_failed_points():
 
 
 @pytest.mark.parametrize('name,phases', [('seed_cpu', False), ('synthetic', True)])
-def test_write_all_outputs_in_the_issue_order(tmp_path, name, phases):
-  wd, recs, ceil = _workdir(tmp_path, name)
+def test_write_all_outputs_in_the_issue_order(name, phases, fixture_workdir):
+  wd, recs, ceil = fixture_workdir(name)
   out = markdown.write_all(recs, wd, ceil)
   aj = json.load(open(out['analysis_json']))
   assert set(aj) >= {'ceilings', 'fits', 'loo_median_abs_rel_error', 'claims'}
@@ -47,16 +34,16 @@ def test_write_all_outputs_in_the_issue_order(tmp_path, name, phases):
   assert ('No phase breakdown' in md) == (not phases)
 
 
-def test_without_ceilings_no_roofline_plot(tmp_path):
-  wd, recs, _ = _workdir(tmp_path, 'seed_cpu')
+def test_without_ceilings_no_roofline_plot(fixture_workdir):
+  wd, recs, _ = fixture_workdir('seed_cpu')
   out = markdown.write_all(recs, wd, None)
   assert out['figures']['roofline'] is None
   md = open(out['report_md'], encoding='utf-8').read()
   assert 'No roofline plot' in md and 'no ceilings.json' in md
 
 
-def test_every_plot_has_title_axis_units_and_legend(tmp_path, monkeypatch):
-  wd, recs, ceil = _workdir(tmp_path, 'synthetic')
+def test_every_plot_has_title_axis_units_and_legend(monkeypatch, fixture_workdir):
+  wd, recs, ceil = fixture_workdir('synthetic')
   figs = []
   real_save = plots._save
   monkeypatch.setattr(plots, '_save', lambda fig, path: (figs.append(fig), real_save(fig, path))[1])
@@ -71,8 +58,8 @@ def test_every_plot_has_title_axis_units_and_legend(tmp_path, monkeypatch):
       assert ax.get_legend() is not None and ax.get_legend().get_texts()
 
 
-def test_report_sets_apart_points_run_as_the_unoptimized_loop(tmp_path):
-  wd, recs, ceil = _workdir(tmp_path, 'seed_cpu')
+def test_report_sets_apart_points_run_as_the_unoptimized_loop(fixture_workdir):
+  wd, recs, ceil = fixture_workdir('seed_cpu')
   slow = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 7)
   slow['conv_impl'] = {'conv2/backward_input': 'XLA CPU unoptimized loop (kernel reversed)'}
   out = markdown.write_all(recs, wd, ceil)
@@ -103,8 +90,8 @@ def test_report_sets_apart_points_run_as_the_unoptimized_loop(tmp_path):
   assert 'unoptimized loop instead' not in md and 'set apart' not in md
 
 
-def test_phase_plot_marks_a_point_with_the_unoptimized_loop(tmp_path, monkeypatch):
-  wd, recs, _ = _workdir(tmp_path, 'synthetic')
+def test_phase_plot_marks_a_point_with_the_unoptimized_loop(tmp_path, monkeypatch, fixture_workdir):
+  wd, recs, _ = fixture_workdir('synthetic')
   figs = []
   monkeypatch.setattr(plots, '_save', lambda fig, path: figs.append(fig) or path)
   pts = [r for r in recs if r.get('phase_s')]
