@@ -13,9 +13,7 @@ runs one untimed step, then `--steps` timed steps; a round's figure is the
 median of its steps. Printed per k: the median over rounds of each side's step
 time, and the median over rounds of the paired ratio kernelscale / torch.
 
-kernelscale's side is timed twice where they differ: as written (`nn.Conv`,
-conv_algo=xla) and with conv_algo=auto (kernelscale/net/convs.py: the same
-function, a faster algorithm per layer); both alternate with torch.
+kernelscale's side is timed as written (`nn.Conv`) and with conv_algo=auto where they differ.
 
 Run (2-core CPU, about 4 min for the default k=3..11):
     python benchmarks/peer_torch.py                       # cpu_conv=auto, as run.py runs
@@ -112,8 +110,7 @@ def torch_train_step(kernel_size: int, batch: dict, device: str = 'cpu',
   return step, sync, metrics, params, out_shape
 
 
-def _median(xs):
-  return float(statistics.median(xs))
+_med = lambda xs: float(statistics.median(xs))  # noqa: E731
 
 
 def time_torch_steps(step: Callable, steps: int, sync: Callable) -> list[float]:
@@ -227,7 +224,7 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
       order = names[r % len(names):] + names[:r % len(names)]
       for name in order:
         times = runners[name](steps)
-        per_round[name].append(_median(times))
+        per_round[name].append(_med(times))
         best[name] = min(best[name], min(times))
   ratios = [j / t for j, t in zip(per_round['jax'], per_round['torch'])]
   out_variants = {}
@@ -235,17 +232,17 @@ def compare_one(kernel_size: int, batch_size: int, rounds: int, steps: int,
     if name != 'jax':
       vr = [v / t for v, t in zip(per_round[name], per_round['torch'])]
       out_variants[name] = {
-          'step_s': _median(per_round[name]),
-          'ratio': _median(vr), 'ratio_min': min(vr), 'ratio_max': max(vr),
-          'vs_kernelscale': _median([v / j for v, j in zip(per_round[name], per_round['jax'])]),
+          'step_s': _med(per_round[name]),
+          'ratio': _med(vr), 'ratio_min': min(vr), 'ratio_max': max(vr),
+          'vs_kernelscale': _med([v / j for v, j in zip(per_round[name], per_round['jax'])]),
           'best_s': best[name], 'best_ratio': best[name] / best['torch'],
           'loss': float(jax_sides[name].metrics['loss'])}
   return {'kernel_size': kernel_size, 'batch_size': batch_size, 'device': device,
           'rounds': rounds, 'steps': steps, 'params': ks.params,
           'output_shape': list(ks.out_shape), 'compile_s': ks.compile_s,
           'jax_first_step_s': ks.first_step_s, 'jax_round_s': per_round['jax'],
-          'torch_round_s': per_round['torch'], 'jax_step_s': _median(per_round['jax']),
-          'torch_step_s': _median(per_round['torch']), 'ratio': _median(ratios),
+          'torch_round_s': per_round['torch'], 'jax_step_s': _med(per_round['jax']),
+          'torch_step_s': _med(per_round['torch']), 'ratio': _med(ratios),
           'ratio_min': min(ratios), 'ratio_max': max(ratios),
           # Other processes only ever slow a step down: the fastest steps are
           # the least disturbed view of each side.
