@@ -122,7 +122,7 @@ def run(config, workdir: str,
   """compare(), then cpu_conv=auto's cached decision; returns (records, speed rows, geo mean)."""
   recs = compare(config, workdir, log)
   rows, geo = speed_table(recs)
-  algo = config.get('conv_algo', 'xla')
+  algo = config.conv_algo
   if (config.cache_decision and geo is not None
       and {'ynnpack', 'eigen'} <= set(config.compare_cpu_conv)):
     modes = {r.get('malloc_mode') for r in recs if r.get('status') == 'ok'}

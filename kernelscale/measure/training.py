@@ -38,7 +38,7 @@ def validate(config) -> None:
     ValueError: naming the field.
   """
   for field, low in (('epochs', 1), ('prefetch', 1), ('eval_batch_size', 1)):
-    v = config.get(field, low)
+    v = config[field]
     if not _is_int(v) or v < low:
       raise ValueError(f'config.{field}: {v!r} is not an integer >= {low}')
   if config.data == 'synthetic':
@@ -114,9 +114,9 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
   ds = dset.spec
   h, _, c = ds.image_shape
   B, epochs = pt.batch_size, config.epochs
-  prefetch = config.get('prefetch', 2)
+  prefetch = config.prefetch
   module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, h, c,
-                        conv_algo=config.get('conv_algo', 'xla')).clone(
+                        conv_algo=config.conv_algo).clone(
                             num_classes=ds.num_classes)
   per_layer = flops.layer_flops(module.features, pt.kernel_size, pt.padding, B, h, c,
                                 num_classes=ds.num_classes, block=module.block)
@@ -131,8 +131,8 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
   if steps_per_epoch == 0:
     raise ValueError(f'batch_size {B} is larger than the {n_train} training examples')
 
-  precision = config.get('precision', 'default')
-  eb = min(config.get('eval_batch_size', B), n_test)
+  precision = config.precision
+  eb = min(config.eval_batch_size, n_test)
   # Every compile of the train step is counted: training must add none.
   with timing.backend_compile_events() as events:
     # Precision is fixed at lowering time, as in sweep.measure_point.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from experiments import accuracy
 from kernelscale.data import source, prepare
 from kernelscale.measure import sweep, training
 from kernelscale.report import accuracy as report_accuracy
@@ -19,7 +20,9 @@ ACC = os.path.join(ROOT, 'experiments', 'accuracy.py')
 
 
 def _config(**kw):
-  c = ml_collections.ConfigDict(dict(
+  # The accuracy experiment's fields (as a plain dict: tests set bad types on purpose).
+  c = ml_collections.ConfigDict(accuracy.get_config().to_dict())
+  c.update(dict(
       name='t', model='seed', kernel_sizes=(3,), paddings=('SAME',), batch_size=16,
       dtype='float32', precision='default', cpu_conv='auto', learning_rate=3e-3, seed=0, data='mnist', data_dir=None, download=False,
       cache_dir=None, epochs=1, prefetch=2, eval_batch_size=24, train_examples=64,
