@@ -77,15 +77,11 @@ def copy_bytes_per_s(n: int, repeats: int = 30, budget_s: float = 1.0) -> dict:
   """
   x = jnp.zeros((n,), jnp.float32)
   f = jax.jit(lambda v: v + 1.0, donate_argnums=(0,)).lower(x).compile()
-  x = jax.block_until_ready(f(x))  # warm
-  times: list[float] = []
-  start = time.perf_counter()
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    x = jax.block_until_ready(f(x))
-    times.append(time.perf_counter() - t0)
-    if time.perf_counter() - start > budget_s:
-      break
+  buf = [jax.block_until_ready(f(x))]  # warm; x is donated, so each call rebinds it
+
+  def call():
+    buf[0] = jax.block_until_ready(f(buf[0]))
+  times = timing.time_calls(call, repeats, budget_s)
   moved = 2.0 * 4 * n
   return {'bytes_per_s': moved / min(times), 'median_bytes_per_s': moved / float(np.median(times)),
           'elements': n, 'bytes_per_call': moved, 'calls': len(times)}

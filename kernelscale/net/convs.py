@@ -48,9 +48,8 @@ def choose(platform: str, c_in: int, kernel_size: int, dtype: str = 'float32') -
   """The algorithm `conv_algo=auto` runs for one layer.
 
   GPU and TPU: `xla` (cuDNN and the TPU compiler choose their own algorithms).
-  CPU, float32 (seed net, batch 128, whole train steps timed side by side on
-  a 2-core Zen 4, the taps/rows bound re-measured on a 2-core Xeon with
-  models.max_pool_2x2's own gradient; docs/methods.md): for <= FEW_CHANNELS
+  CPU, float32 (set from whole seed train steps timed side by side; machines,
+  dates and figures in docs/methods.md): for <= FEW_CHANNELS
   input channels `taps` up to k = TAPS_MAX_KERNEL and `rows` above; for more channels `dft` from
   k = DFT_MIN_KERNEL, else `xla`. Other dtypes: `xla` (the rule was measured
   in float32 only).
@@ -195,8 +194,8 @@ def _const_matmul(M: np.ndarray, y, batch: int = 0):
   """M @ y for a constant M ([m, k], or with `batch`: the same M for each of y's
   `batch` leading slices, y [batch, k, n]); its gradient multiplies by M's
   transpose, precomputed, so that XLA sees [m, k] @ [k, n] both ways (jax's
-  own transpose rule hands XLA:CPU a transposed operand, which it ran ~4x
-  slower here for dft's S4 stage).
+  own transpose rule hands XLA:CPU a transposed operand, which ran slower for
+  dft's S4 stage: docs/methods.md).
   """
   Mt = np.ascontiguousarray(M.T)
 
