@@ -86,7 +86,10 @@ def parse_absl_flags(argv):
     bad = unknown_field(e)
     if bad:
       fail(bad)
-    fail(one_line(e))
+    if isinstance(e, flags.Error):
+      fail(one_line(e))
+    # Anything else came from loading the --config file (syntax error, its own raise).
+    fail(f'--config: {type(e).__name__}: {one_line(e)}')
 
 
 def load_config(config_flag):

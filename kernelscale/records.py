@@ -84,7 +84,7 @@ def append(path: str, record: dict) -> None:
 def record_key(r: dict) -> tuple:
   """What makes two records the same point of a sweep (the point's name and its fit group)."""
   return (r.get('point'), *point_key(r),
-          *(str(r.get(f)) for f in ('features', 'devices', 'repeat', 'precision')))
+          *(str(r.get(f)) for f in ('features', 'devices', 'repeat', 'precision', 'round')))
 
 
 def load(path: str, warn=None) -> list[dict]:
@@ -174,9 +174,14 @@ def device_key(platform: str, device_kind: str) -> str:
 
 
 def load_ceilings(workdir: str) -> dict:
-  """Every cached ceiling entry in <workdir>/ceilings.json ({} when none)."""
+  """Every cached ceiling entry in <workdir>/ceilings.json ({} when none, or corrupt)."""
   path = os.path.join(workdir, CEILINGS_FILE)
   if not os.path.exists(path):
     return {}
-  with open(path, encoding='utf-8') as f:
-    return json.load(f)
+  try:
+    with open(path, encoding='utf-8') as f:
+      cache = json.load(f)
+  except (OSError, ValueError) as e:
+    _stderr(f'{path} cannot be read ({e}); the ceilings are measured again')
+    return {}
+  return cache if isinstance(cache, dict) else {}

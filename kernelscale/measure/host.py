@@ -305,9 +305,10 @@ def malloc_mode() -> str:
 def _load_cache(name: str = CPU_CONV_CACHE) -> dict:
   try:
     with open(_cache_path(name), encoding='utf-8') as f:
-      return json.load(f)
+      cache = json.load(f)
   except (OSError, ValueError):
-    return {}
+    return {}  # missing or corrupt: measured again when needed
+  return cache if isinstance(cache, dict) else {}
 
 
 def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:

@@ -53,7 +53,7 @@ def acquire_lock(workdir: str, log=print) -> None:
       if isinstance(pid, int) and pid != os.getpid() and (
           host not in (None, socket.gethostname()) or _alive(pid)):
         raise WorkdirError(f'--workdir: {workdir!r} is in use by another run (pid {pid}'
-                           + (f' on {host}' if host != socket.gethostname() else '')
+                           + (f' on {host}' if host not in (None, socket.gethostname()) else '')
                            + f'); wait for it to finish, or give another --workdir '
                            f'(a lock left by a finished run: remove {path})') from None
       log(f'note: taking over the stale lock of {workdir!r} (pid {pid}, no longer running)')

@@ -212,8 +212,6 @@ def check_workdir(workdir: str, resume: bool = False, config=None) -> str:
     raise ConfigError(f'--workdir: {workdir!r} already holds a results.jsonl; give a new '
                       'folder, use --resume to continue its sweep, or --report_only to rebuild '
                       'the report from it')
-  if resume and not os.path.isdir(workdir):
-    raise ConfigError(f'--resume: no folder {workdir!r}; give the --workdir of an earlier run')
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, '.write_test')
