@@ -71,7 +71,8 @@ def main(argv):
     cli.fail(f'--predict: {_PREDICT.value} is not a kernel size >= 1')
   if _REPORT_ONLY.value:
     from kernelscale.report import workdir_report  # pylint: disable=g-import-not-at-top  (no jax)
-    return cli.writing(workdir_report.report_only, _WORKDIR.value, _PREDICT.value)
+    return cli.writing(workdir_report.report_only, _WORKDIR.value, _PREDICT.value,
+                       records_from_file=True)
   config = (cli.resume_config(_WORKDIR.value, _CONFIG, cli.config_given(flags.FLAGS))
             if _RESUME.value else cli.load_config(_CONFIG))
   workdir = _WORKDIR.value or os.path.join(

@@ -158,10 +158,19 @@ def resume_config(workdir: str | None, config_flag, given: bool):
     fail(str(e))
 
 
-def writing(fn, *args):
-  """fn(*args), with a workdir that cannot be written (read-only, full) as one line, exit 1."""
+def writing(fn, *args, records_from_file: bool = False):
+  """fn(*args), with a workdir that cannot be written (read-only, full) as one line, exit 1.
+
+  With records_from_file (--report_only), a record that lacks a field the report
+  needs is one line too: the file may come from another version or be edited.
+  """
   try:
     return fn(*args)
+  except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+    if not records_from_file:
+      raise
+    stop(f'--workdir: its results.jsonl has a record the report cannot use ({type(e).__name__}: '
+         f'{one_line(e)}); was it written by this version of kernelscale, and not edited?')
   except OSError as e:
     stop(f'--workdir: cannot write {e.filename or "the report"}: {e.strerror or e}; the records '
          'are kept (copy the folder somewhere writable and rerun with --report_only there)')

@@ -119,9 +119,29 @@ def load(path: str, warn=None) -> list[dict]:
                           f'{len(out)} record(s) before it are used')
         break
       raise ValueError(f'{path}:{i + 1}: not a JSON record ({e.msg})') from None
+    bad = _garbled(rec)
+    if bad:
+      raise ValueError(f'{path}:{i + 1}: {bad}')
     out.append(rec)
     lines.append(i + 1)
   return _one_per_point(out, lines, path)
+
+
+_NUMBER_SUFFIXES = ('_s', '_bytes', 'flops', '_per_s', '_share', '_fraction', '_median', '_p10',
+                    '_p90', '_min')
+
+
+def _garbled(rec: dict) -> str | None:
+  """Why a record cannot be one of ours (a field of the wrong kind), else None."""
+  if rec.get('status', 'ok') not in ('ok', 'failed', 'skipped'):
+    return f'status {rec.get("status")!r} is not ok, failed or skipped'
+  k = rec.get('kernel_size')
+  if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+    return f'kernel_size {k!r} is not an integer >= 1'
+  for key, v in rec.items():
+    if key.endswith(_NUMBER_SUFFIXES) and (isinstance(v, (str, bool, list))):
+      return f'{key} {v!r} is not a number'
+  return None
 
 
 def _stderr(msg: str) -> None:

@@ -108,6 +108,15 @@ CASES = [(n, (QUICK, *a), {}, e) for n, a, e in FIELDS] + [
                                   '--report_only', f'--workdir={wd}')[1:], {}, ':1:'),
     ('report_mixed_runs', lambda wd: (_write(wd, 'results.jsonl', OK_LINE + '\n' + OK_LINE.replace(
         '"a"', '"b"') + '\n'), '--report_only', f'--workdir={wd}')[1:], {}, 'another run'),
+    ('report_text_number', lambda wd: (_write(wd, 'results.jsonl', OK_LINE.replace(
+        '0.01', '"abc"') + '\n'), '--report_only', f'--workdir={wd}')[1:], {}, 'not a number'),
+    ('report_bad_k', lambda wd: (_write(wd, 'results.jsonl', OK_LINE.replace(
+        '"kernel_size": 3', '"kernel_size": "x"') + '\n'), '--report_only', f'--workdir={wd}')[1:],
+     {}, 'kernel_size'),
+    ('report_lacks_fields', lambda wd: (_write(wd, 'results.jsonl', OK_LINE + '\n'),
+                                        '--report_only', f'--workdir={wd}')[1:], {}, 'cannot use'),
+    ('report_bad_status', lambda wd: (_write(wd, 'results.jsonl', OK_LINE.replace(
+        '"ok"', '"great"') + '\n'), '--report_only', f'--workdir={wd}')[1:], {}, 'status'),
     ('resume_no_workdir', (QUICK, '--resume'), {}, '--resume'),
     ('resume_nothing_there', lambda wd: ('--resume', f'--workdir={wd}/none'), {}, 'config.json'),
     ('resume_other_config', lambda wd: (
