@@ -4,6 +4,7 @@
     python run.py --config=experiments/seed.py:quick
     python run.py --config.kernel_sizes=3,5,7 --config.batch_size=64 --workdir=runs/mine
     python run.py --report_only --workdir=runs/mine --predict=13   # re-analyse, no measuring
+    python run.py --resume --workdir=runs/mine      # measure the points not yet ok there
     python run.py --config=experiments/accuracy.py:quick   # accuracy on Fashion-MNIST
 
 This file is the only place flags live; everything else takes a config.
@@ -35,6 +36,9 @@ _WORKDIR = flags.DEFINE_string(
 _REPORT_ONLY = flags.DEFINE_bool(
     'report_only', False, 'Measure nothing: rebuild analysis.json, report.md and the plots '
     'from the results.jsonl (and ceilings.json) already in --workdir. Needs no jax.')
+_RESUME = flags.DEFINE_bool(
+    'resume', False, 'Continue the sweep in --workdir: measure only its points not yet ok, '
+    'append them, then report on all. Uses that run\'s config; a --config given must match it.')
 _PREDICT = flags.DEFINE_integer(
     'predict', None, 'Also predict the step time, with an interval, at this kernel size (per '
     'padding where it fits), from the model with the smallest leave-one-out error; printed '
@@ -55,10 +59,11 @@ _DATA_DIR = flags.DEFINE_string(
 def main(argv):
   if not flags.FLAGS['verbosity'].present:  # jax logs each backend it fails to find at INFO
     logging.set_verbosity(logging.WARNING)
+  cli.on_signals(_WORKDIR.value)
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}; flags take the form --name=value')
   if _PREPARE.value is not None:
-    return _prepare()
+    return cli.prepare(_PREPARE.value, _FROM_IDX.value, _DATA_DIR.value)
   if _FROM_IDX.value or _DATA_DIR.value:
     cli.fail(f'--{"from_idx" if _FROM_IDX.value else "data_dir"}: only used with --prepare; '
              'experiments read their data dir from --config.data_dir')
@@ -66,27 +71,15 @@ def main(argv):
     cli.fail(f'--predict: {_PREDICT.value} is not a kernel size >= 1')
   if _REPORT_ONLY.value:
     from kernelscale.report import workdir_report  # pylint: disable=g-import-not-at-top  (no jax)
-    return workdir_report.report_only(_WORKDIR.value, _PREDICT.value)
-  config = cli.load_config(_CONFIG)
+    return cli.writing(workdir_report.report_only, _WORKDIR.value, _PREDICT.value,
+                       records_from_file=True)
+  config = (cli.resume_config(_WORKDIR.value, _CONFIG, cli.config_given(flags.FLAGS))
+            if _RESUME.value else cli.load_config(_CONFIG))
   workdir = _WORKDIR.value or os.path.join(
       'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
   if config.get('compare_cpu_conv'):
     return _compare_conv_paths(config, workdir)
   _measure(config, workdir)
-
-
-def _prepare() -> None:
-  """--prepare: writes the dataset and exits; bad input is one line, exit 2."""
-  if not _FROM_IDX.value:
-    cli.fail(f'--from_idx: --prepare={_PREPARE.value} needs --from_idx=DIR, the folder of its '
-             'IDX files (Fashion-MNIST: apt-get install dataset-fashion-mnist, then '
-             '--from_idx=/usr/share/datasets/fashion-mnist)')
-  from kernelscale.data import prepare  # pylint: disable=g-import-not-at-top
-  try:
-    out = prepare.prepare_from_idx(_PREPARE.value, _FROM_IDX.value, _DATA_DIR.value)
-  except prepare.PrepareError as e:
-    cli.fail(str(e))
-  print(f'prepared: {out}')
 
 
 def _measure(config, workdir: str) -> None:
@@ -102,18 +95,19 @@ def _measure(config, workdir: str) -> None:
   from kernelscale.report import terminal, workdir_report  # pylint: disable=g-import-not-at-top
   try:
     sweep.validate(config)
-    sweep.check_workdir(workdir)
+    sweep.check_workdir(workdir, _RESUME.value, config)
   except (sweep.ConfigError, shapes.ShapeError) as e:
     cli.fail(str(e))
+  cli.on_signals(workdir)
   print(f'workdir: {os.path.abspath(workdir)}\n'
         f'cpu conv path: {backend["cpu_conv_path"]} ({backend["cpu_conv_reason"]})\n'
         f'malloc: {backend["malloc_mode"]} ({backend["malloc_reason"]})')
   try:
-    recs = sweep.run(config, workdir, extra_context=backend,
+    recs = sweep.run(config, workdir, extra_context=backend, resume_run=_RESUME.value,
                      on_record=lambda i, n, r: print(terminal.progress_line(i, n, r)))
-  except KeyboardInterrupt:
-    cli.interrupted(workdir)
-  workdir_report.results(recs, workdir, profiling.tensorboard_command(workdir))
+  except OSError as e:  # records.WriteError (disk full): the file keeps its whole records
+    cli.stop(e.strerror or e)
+  cli.writing(workdir_report.results, recs, workdir, profiling.tensorboard_command(workdir))
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)
   try:

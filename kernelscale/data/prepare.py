@@ -23,6 +23,7 @@ import io
 import os
 import shutil
 import tempfile
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -52,11 +53,13 @@ def read_idx(path: str) -> np.ndarray:
   try:
     with opener(path, 'rb') as f:
       buf = f.read()
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:  # missing, truncated or corrupt .gz
     raise PrepareError(f'--from_idx: cannot read {path}: {e}') from None
   if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] not in _IDX_DTYPES:
     raise PrepareError(f'--from_idx: {path} is not an IDX file (bad magic number)')
   dtype, ndim = np.dtype(_IDX_DTYPES[buf[2]]), buf[3]
+  if len(buf) < 4 + 4 * ndim:
+    raise PrepareError(f'--from_idx: {path}: cut short inside its header ({len(buf)} bytes)')
   dims = tuple(int(d) for d in np.frombuffer(buf, '>u4', count=ndim, offset=4))
   offset = 4 + 4 * ndim
   if len(buf) - offset != int(np.prod(dims)) * dtype.itemsize:

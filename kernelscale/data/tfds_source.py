@@ -126,8 +126,19 @@ def spec(name: str, data_dir: str | None = None, download: bool = False) -> Spec
   return Spec(name, str(builder.version), shape, int(label.num_classes), image_key, label_key)
 
 
+# Where TFDS downloads from; reached (or not) within this many seconds before downloading.
+_NETWORK_PROBE = ('storage.googleapis.com', 443)
+_NETWORK_TIMEOUT_S = 10
+
+
 def _download(builder, name: str) -> None:
   tfds = _tfds()
+  import socket  # pylint: disable=g-import-not-at-top
+  try:  # without a network TFDS retries for minutes: fail in seconds instead
+    socket.create_connection(_NETWORK_PROBE, timeout=_NETWORK_TIMEOUT_S).close()
+  except OSError as e:
+    raise DataError(f'config.download: no network ({_NETWORK_PROBE[0]}: {e.strerror or e}); '
+                    f'{how_to_get(name)}') from None
   try:
     builder.download_and_prepare(file_format='array_record')
   except Exception as e:  # pylint: disable=broad-except
@@ -205,7 +216,12 @@ def load_split(ds: Spec, split: str, data_dir: str | None = None,
     path = os.path.join(cdir, f'{stem}-{fp}')
     if os.path.exists(path + '.labels.npy'):
       # Labels are written last, so their presence means both files are complete.
-      images, labels = np.load(path + '.images.npy'), np.load(path + '.labels.npy')
+      try:
+        images, labels = np.load(path + '.images.npy'), np.load(path + '.labels.npy')
+      except (OSError, ValueError, EOFError) as e:  # truncated or corrupt: decode again
+        if log:
+          log(f'decoded-array cache {path}.*.npy unreadable ({type(e).__name__}); decoding again')
+        images = labels = np.zeros((0,))
       if images.shape[1:] == ds.image_shape and len(images) == len(labels) == len(source):
         return images, labels, 'hit'
   t0 = time.perf_counter()

@@ -290,7 +290,9 @@ def configure(cpu_conv: str, malloc: str = 'auto') -> dict:
   """Both process settings, as run.py makes them: configure_cpu_conv's and configure_malloc's fields.
 
   malloc first: cpu_conv=auto follows a measurement taken under the same malloc mode.
+  A user's XLA_FLAGS is checked first (check_user_xla_flags).
   """
+  check_user_xla_flags(cpu_conv)
   mem = configure_malloc(malloc)
   return {**configure_cpu_conv(cpu_conv), **mem}
 
@@ -303,9 +305,10 @@ def malloc_mode() -> str:
 def _load_cache(name: str = CPU_CONV_CACHE) -> dict:
   try:
     with open(_cache_path(name), encoding='utf-8') as f:
-      return json.load(f)
+      cache = json.load(f)
   except (OSError, ValueError):
-    return {}
+    return {}  # missing or corrupt: measured again when needed
+  return cache if isinstance(cache, dict) else {}
 
 
 def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:
@@ -318,3 +321,40 @@ def _save_cache(cache: dict, name: str = CPU_CONV_CACHE) -> None:
     os.replace(tmp, path)
   except OSError:
     pass  # an unwritable cache only means measuring again next time
+
+
+def check_user_xla_flags(cpu_conv: str) -> None:
+  """One line, before jax starts, for a user's XLA_FLAGS that would fail or fight the tool's.
+
+  XLA aborts the process (no Python error) on a flag it does not know, so a
+  non-empty XLA_FLAGS is first tried in a child process (about a second).
+
+  Raises:
+    DeviceConfigError: for a conv-path flag that contradicts config.cpu_conv,
+      or a flag XLA does not know.
+  """
+  flags = os.environ.get('XLA_FLAGS', '').strip()
+  if not flags:
+    return
+  if cpu_conv in ('eigen', 'ynnpack') and _YNN_FLAG_PREFIX in flags and conv_path(flags) != cpu_conv:
+    raise DeviceConfigError(f'XLA_FLAGS: {flags!r} chooses the {conv_path(flags)} conv path, '
+                            f'config.cpu_conv={cpu_conv} the other; drop one of them')
+  import subprocess  # pylint: disable=g-import-not-at-top
+  try:
+    p = subprocess.run([sys.executable, '-c', 'import jax; jax.devices("cpu")'],
+                       capture_output=True, text=True, timeout=120, check=False,
+                       env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  except (OSError, subprocess.TimeoutExpired):
+    return  # the check itself could not run: XLA will say what it says
+  bad = [line for line in p.stderr.splitlines() if 'Unknown flag' in line]
+  if p.returncode != 0 and bad:
+    raise DeviceConfigError(f'XLA_FLAGS: {bad[-1].split("]", 1)[-1].strip()}; remove it '
+                            '(this jaxlib\'s XLA does not know it)')
+
+
+def platform_error(e: Exception) -> str:
+  """One line for jax finding no backend it was told to use (JAX_PLATFORMS naming a missing one)."""
+  plats = os.environ.get('JAX_PLATFORMS', '')
+  first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  return (f'JAX_PLATFORMS={plats}: {first}' if plats else f'jax found no backend: {first}') + (
+      '; unset JAX_PLATFORMS (or set it to cpu) to run where this machine can')

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import os
 import platform as _platform
 import time
@@ -20,7 +21,8 @@ import jaxlib
 
 from kernelscale import records
 from kernelscale.data import source
-from kernelscale.measure import hlo_labels, host, profiling, timing, training
+from kernelscale.measure import hlo_labels, host, memguard, profiling, timing, training
+from kernelscale.measure import resume as runstate
 from kernelscale.net import convs, flops, models, shapes, train
 
 
@@ -98,6 +100,8 @@ def validate(config) -> list[Point]:
   if dup:
     raise ConfigError(f'config.kernel_sizes: {dup[0]!r} is listed twice; each point is measured once')
   pads = _as_tuple(config.paddings)
+  if not pads:
+    raise ConfigError(f'config.paddings: empty; give one or more of {shapes.PADDINGS}')
   if len(set(pads)) != len(pads):
     raise ConfigError(f'config.paddings: a padding is listed twice in {pads}')
   for p in pads:
@@ -109,8 +113,11 @@ def validate(config) -> list[Point]:
     raise ConfigError(f'config.dtype: unknown dtype {config.dtype!r}; use one of '
                       f'{tuple(models.DTYPES)}')
   names = validate_models(config)
+  check_numbers(config)
   if not isinstance(config.learning_rate, (int, float)) or config.learning_rate <= 0:
     raise ConfigError(f'config.learning_rate: {config.learning_rate!r} is not a number > 0')
+  if not _is_int(config.seed) or config.seed < 0:
+    raise ConfigError(f'config.seed: {config.seed!r} is not an integer >= 0')
   for field, low in (('warmup_steps', 0), ('timed_steps', 1), ('train_examples', 1)):
     v = config[field]
     if not _is_int(v) or v < low:
@@ -156,24 +163,55 @@ def validate(config) -> list[Point]:
     except shapes.ShapeError as e:
       raise shapes.ShapeError(f'config.kernel_sizes: {e}'
                               + (f' (model {pt.model})' if len(names) > 1 else '')) from None
+  _check_params_fit(pts, spec)
   return pts
+
+
+def check_numbers(config) -> None:
+  """Refuses NaN and inf in every float field (they would run and give null losses)."""
+  for key in config.keys():
+    v = config[key]
+    for x in (v if isinstance(v, (list, tuple)) else (v,)):
+      if isinstance(x, float) and not math.isfinite(x):
+        raise ConfigError(f'config.{key}: {x!r} is not a finite number')
+
+
+def _check_params_fit(pts: list[Point], spec) -> None:
+  """Refuses up front a point whose parameters alone exceed the memory available."""
+  try:
+    big = max(pts, key=lambda pt: _params(pt, spec))
+    why = memguard.check_up_front(_params(big, spec), f'model {big.model} at k={big.kernel_size}')
+  except RuntimeError as e:  # jax finds no backend: JAX_PLATFORMS names a missing platform
+    raise ConfigError(host.platform_error(e)) from None
+  if why:
+    raise ConfigError(f'config.kernel_sizes: {why}; give smaller kernel sizes')
+
+
+def _params(pt: Point, spec) -> int:
+  features = models.MODELS[pt.model].keywords['features']
+  return flops.param_count(features, pt.kernel_size, pt.padding, *_input_hw_c(spec),
+                           num_classes=spec.num_classes, block=shapes.block_of(pt.model))
 
 
 def _input_hw_c(spec) -> tuple[int, int]:
   return spec.image_shape[0], spec.image_shape[2]
 
 
-def check_workdir(workdir: str) -> str:
-  """Creates the workdir and proves it writable, before any measurement.
+def check_workdir(workdir: str, resume: bool = False, config=None) -> str:
+  """Creates the workdir, proves it writable and locks it, before any measurement.
 
   Raises:
-    ConfigError: naming --workdir when it cannot be created or written, or
-      when it already holds a run's results.jsonl (appending a second run
-      would mix two runs in one analysis).
+    ConfigError: naming --workdir when it cannot be created or written, when
+      another run holds its lock, or when it already holds a run's
+      results.jsonl (appending a second run would mix two runs in one
+      analysis) unless `resume`; with `resume`, naming the config field that
+      differs from the run's there.
   """
-  if os.path.exists(os.path.join(workdir, 'results.jsonl')):
+  path = os.path.join(workdir, 'results.jsonl')
+  if os.path.exists(path) and not resume:
     raise ConfigError(f'--workdir: {workdir!r} already holds a results.jsonl; give a new '
-                      'folder, or use --report_only to rebuild the report from it')
+                      'folder, use --resume to continue its sweep, or --report_only to rebuild '
+                      'the report from it')
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, '.write_test')
@@ -182,6 +220,15 @@ def check_workdir(workdir: str) -> str:
     os.remove(probe)
   except OSError as e:
     raise ConfigError(f'--workdir: cannot write to {workdir!r}: {e.strerror or e}') from None
+  try:
+    runstate.acquire_lock(workdir)
+    if resume:
+      if config is not None:
+        runstate.check_same_config(workdir, config)
+      if os.path.exists(path):
+        records.load(path)  # a file --resume cannot continue is refused now, not mid-sweep
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   return workdir
 
 
@@ -233,6 +280,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec.update(flops.summarize(per_layer))
   rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c,
                                     num_classes=ncls, block=module.block)
+  memguard.check_params(rec['params'])  # before the state is allocated
   # The analytic parameter count is cross-checked against the real model's.
   state = train.create_state(module, config.learning_rate,
                              jax.random.PRNGKey(config.seed), spec.image_shape)
@@ -260,6 +308,7 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec.update(cost)
   rec.update(mem)
   notes += n1 + n2
+  memguard.check_compiled(rec)  # before the first step runs
 
   # On CPU, other processes compete with the step itself: measure how much they took.
   with timing.other_cpu_load() as load:
@@ -290,9 +339,12 @@ def measure_point(pt: Point, config, workdir: str | None = None,
       rec['conv_impl'] = None
       notes.append(f'conv_impl is null: reading the optimized HLO failed ({type(e).__name__}: {e})')
   else:
-    state, prof, n3 = profiling.profile_point(
-        compiled, state, batch, compiled.as_text(), jax.default_backend(),
-        config.profile_steps, os.path.join(workdir, 'tensorboard', pt.name), workdir, med)
+    try:
+      state, prof, n3 = profiling.profile_point(
+          compiled, state, batch, compiled.as_text(), jax.default_backend(),
+          config.profile_steps, os.path.join(workdir, 'tensorboard', pt.name), workdir, med)
+    except OSError as e:  # a trace that cannot be written (disk full) keeps the timed point
+      prof, n3 = {}, [f'profile not written: {type(e).__name__}: {e}']
     rec.update(prof)
     notes += n3
   rec['notes'] = notes
@@ -301,7 +353,8 @@ def measure_point(pt: Point, config, workdir: str | None = None,
 
 def run(config, workdir: str, log: Callable[[str], None] = print,
         extra_context: dict | None = None,
-        on_record: Callable[[int, int, dict], None] | None = None) -> list[dict]:
+        on_record: Callable[[int, int, dict], None] | None = None,
+        resume_run: bool = False) -> list[dict]:
   """Measures every point of the sweep, appending each record as it finishes.
 
   Args:
@@ -312,12 +365,23 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
       decision made before jax initialised).
     on_record: called with (i, n, record) after each point is appended (run.py
       prints report.terminal's progress line).
+    resume_run: measure only the points not yet ok in workdir (--resume).
 
   Returns:
-    The records written by this run, in order.
+    The records written by this run, in order; with resume_run, every record
+    of the workdir's run (records.load's view).
+
+  Raises:
+    records.WriteError: when a record cannot be written (disk full); the file
+      keeps its earlier records whole.
   """
   pts = validate(config)
-  check_workdir(workdir)
+  check_workdir(workdir, resume_run, config)
+  run_id, done = runstate.begin(workdir, config, resume_run)
+  if done:
+    log(f'resuming run {run_id}: {sum(pt.name in done for pt in pts)} of {len(pts)} points '
+        'already ok are kept')
+  pts = [pt for pt in pts if pt.name not in done]
   # Compile time must be the real compile, not a cache hit.
   jax.config.update('jax_enable_compilation_cache', False)
   ctx = context()
@@ -337,11 +401,14 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
            'block': shapes.block_of(pt.model), 'kernel_size': pt.kernel_size, 'padding': pt.padding,
            'batch_size': pt.batch_size, 'dtype': pt.dtype, 'precision': config.precision,
            'conv_algo': config.get('conv_algo', 'xla'),
-           'warmup_steps': config.warmup_steps, 'seed': config.seed}
+           'warmup_steps': config.warmup_steps, 'seed': config.seed, 'run_id': run_id}
     rec.update(ctx)
     try:
       rec.update(measure_fn(pt, config))
       rec['status'], rec['error'] = 'ok', None
+    except memguard.DoesNotFit as e:  # recorded with its figures; the sweep goes on
+      rec.update(e.fields)
+      rec['status'], rec['error'] = 'skipped', f'does not fit in memory: {e}'
     except Exception as e:  # pylint: disable=broad-except
       # One failed point (e.g. out of memory) must not lose the others.
       rec['status'] = 'failed'
@@ -352,4 +419,4 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
     out.append(rec)
     if on_record is not None:
       on_record(i, len(pts), rec)
-  return out
+  return records.load(path) if resume_run else out
