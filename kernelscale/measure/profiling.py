@@ -34,7 +34,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from kernelscale.measure import hlo, hlo_labels
+from kernelscale.measure import hlo, hlo_labels, trace_export
 
 
 STEP_NAME = 'train'
@@ -259,6 +259,7 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     return state, fields, notes
   att = attribute(profile, module, labels, steps)
   notes += att['notes']
+  notes += trace_export.write(logdir, profile, labels, module.name or None)  # layer-named trace
   if att['phase_s'] is not None:
     fields['phase_s'] = att['phase_s']
     fields['trace_op_sum_s'] = att['summed_s']

@@ -20,7 +20,7 @@ import jaxlib
 
 from kernelscale import records
 from kernelscale.data import source
-from kernelscale.measure import hlo_labels, host, profiling, timing, training
+from kernelscale.measure import hlo_labels, host, profiling, summaries, timing, training
 from kernelscale.net import convs, flops, models, shapes, train
 
 
@@ -349,6 +349,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
       rec.setdefault('notes', []).append(traceback.format_exc(limit=3))
     rec['point_wall_s'] = time.perf_counter() - t0
     records.append(path, rec)
+    for note in summaries.write_point(workdir, rec):  # TensorBoard's Scalars and HParams tabs
+      log(note)
     out.append(rec)
     if on_record is not None:
       on_record(i, len(pts), rec)
