@@ -17,7 +17,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from kernelscale import cli
+from kernelscale import cli, config_fields
+
+__doc__ += config_fields.help_text()  # --help lists every config field, default and meaning
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -101,7 +103,7 @@ def _measure(config, workdir: str) -> None:
   from kernelscale.net import shapes  # pylint: disable=g-import-not-at-top
   from kernelscale.report import terminal, workdir_report  # pylint: disable=g-import-not-at-top
   try:
-    sweep.validate(config)
+    points = sweep.validate(config)
     sweep.check_workdir(workdir)
   except (sweep.ConfigError, shapes.ShapeError) as e:
     cli.fail(str(e))
@@ -110,7 +112,7 @@ def _measure(config, workdir: str) -> None:
         f'malloc: {backend["malloc_mode"]} ({backend["malloc_reason"]})')
   try:
     recs = sweep.run(config, workdir, extra_context=backend,
-                     on_record=lambda i, n, r: print(terminal.progress_line(i, n, r)))
+                     on_record=terminal.SweepProgress(len(points)))
   except KeyboardInterrupt:
     cli.interrupted(workdir)
   workdir_report.results(recs, workdir, profiling.tensorboard_command(workdir))

@@ -91,7 +91,8 @@ def validate(config) -> list[Point]:
   ks = _as_tuple(config.kernel_sizes)
   if not ks:
     raise ConfigError('config.kernel_sizes: empty; give at least one kernel size')
-  for k in ks:
+  # '--config.kernel_sizes=3,x' arrives as strings ('3', 'x'): name the one that is no number.
+  for k in sorted(ks, key=lambda k: isinstance(k, str) and k.strip().isdigit()):
     if not _is_int(k) or k < 1:
       raise ConfigError(f'config.kernel_sizes: {k!r} is not an integer >= 1')
   dup = sorted({k for k in ks if ks.count(k) > 1}, key=str)
