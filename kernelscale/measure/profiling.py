@@ -63,6 +63,9 @@ def trace_steps(step: Callable, state: Any, batch: dict, steps: int, logdir: str
   # CPU) and adds nothing per-op; host TraceMes (StepTraceAnnotation, XLA
   # ops) and the HLO protos TensorBoard's op views use stay on.
   options.python_tracer_level = 0
+  # Drop jax's cached programs (parameter init, eager ops, the optimizer timing) so that
+  # the trace's program list (Op Profile) holds the train step, not ~80 init programs.
+  jax.clear_caches()
   with jax.profiler.trace(logdir, profiler_options=options):
     for i in range(steps):
       with jax.profiler.StepTraceAnnotation(STEP_NAME, step_num=i):
