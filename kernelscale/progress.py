@@ -8,6 +8,7 @@ No jax, no report: measure (training epochs) and run.py (the sweep) both use it.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -15,6 +16,14 @@ import time
 def _eta(seconds: float) -> str:
   seconds = max(0, int(round(seconds)))
   return f'{seconds // 60}:{seconds % 60:02d}' if seconds >= 60 else f'{seconds} s'
+
+
+def _terminal(stream) -> bool:
+  """A terminal with a width (a pty of zero columns would show an empty bar and no ETA)."""
+  try:
+    return stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0
+  except (AttributeError, OSError, ValueError):
+    return False
 
 
 class Bar:
@@ -29,7 +38,7 @@ class Bar:
                stream=None):
     self.total, self.n, self.plain = total, 0, plain
     self._t0 = time.perf_counter()
-    self._tty = (stream or sys.stderr).isatty()
+    self._tty = _terminal(stream or sys.stderr)
     self._bar = None
     if self._tty:
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
