@@ -18,7 +18,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from kernelscale import cli
+from kernelscale import cli, config_fields
+
+__doc__ += config_fields.help_text()  # --help lists every config field, default and meaning
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -94,7 +96,7 @@ def _measure(config, workdir: str) -> None:
   from kernelscale.net import shapes  # pylint: disable=g-import-not-at-top
   from kernelscale.report import terminal, workdir_report  # pylint: disable=g-import-not-at-top
   try:
-    sweep.validate(config)
+    points = sweep.validate(config)
     sweep.check_workdir(workdir, _RESUME.value, config)
   except (sweep.ConfigError, shapes.ShapeError) as e:
     cli.fail(str(e))
@@ -104,7 +106,7 @@ def _measure(config, workdir: str) -> None:
         f'malloc: {backend["malloc_mode"]} ({backend["malloc_reason"]})')
   try:
     recs = sweep.run(config, workdir, extra_context=backend, resume_run=_RESUME.value,
-                     on_record=lambda i, n, r: print(terminal.progress_line(i, n, r)))
+                     on_record=terminal.SweepProgress(len(points)))
   except OSError as e:  # records.WriteError (disk full): the file keeps its whole records
     cli.stop(e.strerror or e)
   cli.writing(workdir_report.results, recs, workdir, profiling.tensorboard_command(workdir))

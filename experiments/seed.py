@@ -3,38 +3,48 @@
 Run:    python run.py                       (this is the default experiment)
         python run.py --config=experiments/seed.py:quick   (tests: 2 tiny points)
 Takes:  about 60 s on a 2-core CPU (quick: a few seconds).
+
+FIELDS is the one table of config fields: get_config() builds the config from
+it, and `python run.py --help` lists it (kernelscale/config_fields.py).
 """
 import ml_collections
 from ml_collections import config_dict
+
+# (field, default, one-line meaning). Every experiment derives from these. A None default
+# is an optional string (ml_collections placeholder).
+FIELDS = (
+    ('name', 'seed', 'experiment name; the run folder is runs/<name>-<timestamp>/'),
+    ('model', 'seed', 'network (kernelscale/net/shapes.py MODEL_SPECS); several: seed,seed_dilated'),
+    ('kernel_sizes', (3, 5, 7, 9), 'kernel sizes k (k×k convs) to measure, e.g. 3,5,7'),
+    ('paddings', ('SAME', 'VALID'), 'conv paddings to measure: SAME and/or VALID'),
+    ('batch_size', 128, 'examples per train step'),
+    ('dtype', 'float32', 'float32 | bfloat16 | float16'),
+    ('precision', 'default', 'default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)'),
+    ('learning_rate', 1e-3, 'Adam learning rate'),
+    ('seed', 0, 'random seed for parameters and synthetic data'),
+    ('data', 'synthetic', 'synthetic (offline default) or a TFDS name, e.g. fashion_mnist'),
+    ('data_dir', None, "TFDS data dir; None: TFDS's default"),
+    ('download', False, 'True: TFDS download_and_prepare (network + TensorFlow)'),
+    ('epochs', 0, '> 0: train this many epochs for accuracy instead (experiments/accuracy.py)'),
+    ('cache_dir', None, 'decoded arrays; None: <data_dir>/kernelscale_cache'),
+    ('prefetch', 2, 'training: batches kept on the device ahead of the step'),
+    ('eval_batch_size', 1000, 'training: test-set batch'),
+    ('train_examples', 60_000, 'examples per epoch, for epoch_s = steps per epoch × median step'),
+    ('cpu_conv', 'auto', 'auto | ynnpack | eigen: XLA:CPU conv path (kernelscale/measure/host.py)'),
+    ('malloc', 'auto', 'auto (retain on glibc) | retain | system: host malloc (measure/host.py)'),
+    ('conv_algo', 'xla', 'xla (nn.Conv as written) | auto (a faster algorithm per layer; net/convs.py)'),
+    ('warmup_steps', 3, 'untimed steps after compile, before timing'),
+    ('timed_steps', 15, 'timed steps per point (median, p10, p90)'),
+    ('profile', True, 'trace a window of steps to <workdir>/tensorboard/<point>/'),
+    ('profile_steps', 3, 'steps traced, after warm-up and timing'),
+)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Default sweep; `arg='quick'` shrinks it to a few seconds."""
   c = ml_collections.ConfigDict()
-  c.name = 'seed'
-  c.model = 'seed'                 # kernelscale/net/shapes.py MODEL_SPECS; several: 'seed,seed_dilated'
-  c.kernel_sizes = (3, 5, 7, 9)
-  c.paddings = ('SAME', 'VALID')
-  c.batch_size = 128
-  c.dtype = 'float32'              # float32 | bfloat16 | float16
-  c.precision = 'default'          # default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)
-  c.learning_rate = 1e-3
-  c.seed = 0
-  c.data = 'synthetic'             # offline default; or a TFDS name, e.g. fashion_mnist
-  c.data_dir = config_dict.placeholder(str)  # TFDS data dir; None: TFDS's default
-  c.download = False               # True: TFDS download_and_prepare (network + TensorFlow)
-  c.epochs = 0                     # > 0: train for accuracy instead (experiments/accuracy.py)
-  c.cache_dir = config_dict.placeholder(str)  # decoded arrays; None: <data_dir>/kernelscale_cache
-  c.prefetch = 2                   # training: batches kept on the device ahead of the step
-  c.eval_batch_size = 1000         # training: test-set batch
-  c.train_examples = 60_000        # for epoch_s = steps per epoch x median step
-  c.cpu_conv = 'auto'              # auto | ynnpack | eigen (CPU only; see kernelscale/measure/host.py)
-  c.malloc = 'auto'                # auto (retain on glibc) | retain | system: host malloc (kernelscale/measure/host.py)
-  c.conv_algo = 'xla'              # xla (nn.Conv as written) | auto (per layer; kernelscale/net/convs.py)
-  c.warmup_steps = 3
-  c.timed_steps = 15
-  c.profile = True                 # trace a window to <workdir>/tensorboard/<point>/
-  c.profile_steps = 3              # steps traced, after warm-up and timing
+  for field, default, _ in FIELDS:
+    c[field] = config_dict.placeholder(str) if default is None else default
   if arg == 'quick':
     c.kernel_sizes = (3, 5)
     c.paddings = ('SAME',)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from kernelscale.measure import hlo, hlo_labels
+from kernelscale.measure import hlo, hlo_labels, trace_export
 
 
 STEP_NAME = 'train'
@@ -63,6 +63,9 @@ def trace_steps(step: Callable, state: Any, batch: dict, steps: int, logdir: str
   # CPU) and adds nothing per-op; host TraceMes (StepTraceAnnotation, XLA
   # ops) and the HLO protos TensorBoard's op views use stay on.
   options.python_tracer_level = 0
+  # Drop jax's cached programs (parameter init, eager ops, the optimizer timing) so that
+  # the trace's program list (Op Profile) holds the train step, not ~80 init programs.
+  jax.clear_caches()
   with jax.profiler.trace(logdir, profiler_options=options):
     for i in range(steps):
       with jax.profiler.StepTraceAnnotation(STEP_NAME, step_num=i):
@@ -259,6 +262,7 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     return state, fields, notes
   att = attribute(profile, module, labels, steps)
   notes += att['notes']
+  notes += trace_export.write(logdir, profile, labels, module.name or None)  # layer-named trace
   if att['phase_s'] is not None:
     fields['phase_s'] = att['phase_s']
     fields['trace_op_sum_s'] = att['summed_s']

@@ -21,7 +21,7 @@ import jaxlib
 
 from kernelscale import records
 from kernelscale.data import source
-from kernelscale.measure import hlo_labels, host, memguard, profiling, timing, training
+from kernelscale.measure import hlo_labels, host, memguard, profiling, summaries, timing, training
 from kernelscale.measure import resume as runstate
 from kernelscale.net import convs, flops, models, shapes, train
 
@@ -93,7 +93,8 @@ def validate(config) -> list[Point]:
   ks = _as_tuple(config.kernel_sizes)
   if not ks:
     raise ConfigError('config.kernel_sizes: empty; give at least one kernel size')
-  for k in ks:
+  # '--config.kernel_sizes=3,x' arrives as strings ('3', 'x'): name the one that is no number.
+  for k in sorted(ks, key=lambda k: isinstance(k, str) and k.strip().isdigit()):
     if not _is_int(k) or k < 1:
       raise ConfigError(f'config.kernel_sizes: {k!r} is not an integer >= 1')
   dup = sorted({k for k in ks if ks.count(k) > 1}, key=str)
@@ -416,6 +417,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
       rec.setdefault('notes', []).append(traceback.format_exc(limit=3))
     rec['point_wall_s'] = time.perf_counter() - t0
     records.append(path, rec)
+    for note in summaries.write_point(workdir, rec):  # TensorBoard's Scalars and HParams tabs
+      log(note)
     out.append(rec)
     if on_record is not None:
       on_record(i, len(pts), rec)

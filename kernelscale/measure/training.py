@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kernelscale import progress
 from kernelscale.data import source, batches
 from kernelscale.measure import timing
 from kernelscale.net import flops, models, train
@@ -67,7 +68,7 @@ def _evaluate(state, dset: source.Dataset, batch_size: int, compiled: dict, pref
   return correct / n, loss_sum / n
 
 
-def train_epoch(step, state, make_loader):
+def train_epoch(step, state, make_loader, on_step=None):
   """One pass of the compiled `step` over the batches of `make_loader()`, timed end to end.
 
   The loader is made inside the clock (a prefetch thread's start-up is part of
@@ -78,6 +79,8 @@ def train_epoch(step, state, make_loader):
     step: compiled train step, (state, batch) -> (state, metrics); state donated.
     state: the train state (rebind the returned one).
     make_loader: () -> iterator of device batches with a `wait_s` attribute.
+    on_step: called after each step (the progress bar): outside the step's own clock, inside
+      the epoch's (tqdm throttles its redraws; an update costs microseconds).
 
   Returns:
     (state, {'epoch_s', 'data_wait_s', 'compute_s', 'step_s': [..], 'loss': [..],
@@ -93,6 +96,8 @@ def train_epoch(step, state, make_loader):
       step_s.append(time.perf_counter() - ts)
       losses.append(float(metrics['loss']))
       accs.append(float(metrics['accuracy']))
+      if on_step is not None:
+        on_step()
   epoch = time.perf_counter() - t0
   return state, {'epoch_s': epoch, 'data_wait_s': it.wait_s, 'compute_s': float(sum(step_s)),
                  'step_s': step_s, 'loss': losses, 'accuracy': accs}
@@ -154,17 +159,23 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
     epoch_s, wait_s, compute_s, step_times = [], [], [], []
     # As in the step-timing sweep: how much of the CPU other processes took
     # while the epochs ran (the prefetch thread is this process's own).
+    bar = progress.Bar(epochs * steps_per_epoch, desc=f'k={pt.kernel_size} {pt.padding} training',
+                       unit='step')
     with timing.other_cpu_load() as load:
       for epoch in range(epochs):
         epoch_batches = batches.host_batches(dset.train_images, dset.train_labels, B,
                                         seed=config.seed, epoch=epoch, mean=dset.mean,
                                         std=dset.std)
-        state, ep = train_epoch(step, state, lambda b=epoch_batches: batches.Prefetcher(b, prefetch))
+        state, ep = train_epoch(step, state, lambda b=epoch_batches: batches.Prefetcher(b, prefetch),
+                                on_step=bar.update)
+        bar.update(0, line=f'  k={pt.kernel_size} {pt.padding} epoch {epoch + 1}/{epochs}: '
+                   f'{ep["epoch_s"]:.1f} s, train loss {np.mean(ep["loss"]):.3f}')
         epoch_s.append(ep['epoch_s'])
         wait_s.append(ep['data_wait_s'])
         compute_s.append(ep['compute_s'])
         step_times += ep['step_s']
         losses, accs = ep['loss'], ep['accuracy']
+    bar.close()
     rec['other_cpu_share'] = load['other_cpu_share']
 
     t0 = time.perf_counter()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 
+from kernelscale import records
 from kernelscale.analysis.delta import UNATTRIBUTED, deltas
+from kernelscale.report import phase_style
 
 PNG_NAME = 'delta_attribution.png'
 
@@ -49,18 +51,44 @@ def markdown(ds: list[dict]) -> str:
   return '\n\n'.join(blocks)
 
 
-def plot(ds: list[dict], path: str) -> str | None:
-  """Stacked bars of the per-phase increase for each k_a -> k_b; returns the path or None."""
+# Phase groups with their own legend entry (the rest: 'other'); with other, unattributed and
+# the two step markers the legend holds at most 8 entries.
+LEGEND_LIMIT = 4
+
+
+def _loop_columns(ds: list[dict], recs: list[dict]) -> list[int]:
+  """Columns whose k_from or k_to point ran a convolution as XLA's unoptimized loop."""
+  slow = {(r.get('model'), r.get('padding'), r.get('kernel_size')) for r in recs
+          if records.unoptimized_convs(r)}
+  return [i for i, d in enumerate(ds)
+          if {(d['group'].get('model'), d['group'].get('padding'), k)
+              for k in (d['k_from'], d['k_to'])} & slow]
+
+
+def plot(ds: list[dict], path: str, recs: list[dict] | None = None) -> str | None:
+  """Stacked bars of the per-phase increase for each k_a -> k_b; returns the path or None.
+
+  Phases are drawn in phase_style's groups and colours (those of phases.png); a
+  column touching a point run as XLA's unoptimized loop carries its red ring.
+  """
   if not ds:
     return None
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  phases = sorted({p for d in ds for p in d['phase_delta_s']} - {UNATTRIBUTED})
-  phases.sort(key=lambda p: (not p.startswith('conv'), p))
-  phases.append(UNATTRIBUTED)
-  cmap = plt.get_cmap('tab20')
-  colors = {p: ('0.75' if p == UNATTRIBUTED else cmap(i % 20)) for i, p in enumerate(phases)}
+  grouped = []
+  for d in ds:
+    g: dict = {}
+    for p, v in d['phase_delta_s'].items():
+      key = UNATTRIBUTED if p == UNATTRIBUTED else phase_style.group_of(p)
+      g[key] = g.get(key, 0.0) + v * 1e3
+    grouped.append(g)
+  totals: dict = {}
+  for g in grouped:
+    for p, v in g.items():
+      totals[p] = totals.get(p, 0.0) + abs(v)
+  drawn, where = phase_style.fold(totals, LEGEND_LIMIT)
+  live = [p for p in totals if totals[p] > 0 and p != UNATTRIBUTED]
   several = len({tuple(d['group'].items()) for d in ds}) > 1
   models_ = len({d['group'].get('model') for d in ds}) > 1  # e.g. experiments/receptive_field.py
   labels = [(f'{d["group"]["padding"]}' + (f' {d["group"].get("model")}' if models_ else '')
@@ -68,16 +96,28 @@ def plot(ds: list[dict], path: str) -> str | None:
   fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(ds) + 3), 5))
   pos = [0.0] * len(ds)
   neg = [0.0] * len(ds)
-  for p in phases:
-    vals = [d['phase_delta_s'].get(p, 0.0) * 1e3 for d in ds]
+  for p in drawn + [UNATTRIBUTED]:
+    vals = [sum(v for q, v in g.items() if (q == p if p == UNATTRIBUTED else
+                                            q != UNATTRIBUTED and where.get(q, q) == p))
+            for g in grouped]
     bottoms = [pos[i] if v >= 0 else neg[i] for i, v in enumerate(vals)]
-    ax.bar(range(len(ds)), vals, bottom=bottoms, color=colors[p], label=p, width=0.6,
-           edgecolor='white', linewidth=0.5)
+    name = (phase_style.other_label(where, live) if p == phase_style.OTHER else
+            f'{UNATTRIBUTED} (untraced time)' if p == UNATTRIBUTED else p)
+    ax.bar(range(len(ds)), vals, bottom=bottoms, color=phase_style.COLORS[p], label=name,
+           width=0.6, edgecolor='white', linewidth=0.5)
     for i, v in enumerate(vals):
       if v >= 0:
         pos[i] += v
       else:
         neg[i] += v
+  loop = _loop_columns(ds, recs or [])
+  if loop:  # the unoptimized-loop symbol above the column (explained below the plot)
+    tops = [max(pos[i], d['step_delta_s'] * 1e3, (d['timed_step_delta_s'] or 0.0) * 1e3)
+            for i, d in enumerate(ds)]
+    span = max(tops) - min(neg) or 1.0
+    ax.plot(loop, [tops[i] + 0.1 * span for i in loop], **phase_style.LOOP, zorder=4)
+    ax.text(0, -0.2, f'red ring: the column\'s k_from or k_to point {phase_style.LOOP_LABEL}',
+            transform=ax.transAxes, fontsize=8, va='top')
   ax.scatter(range(len(ds)), [d['step_delta_s'] * 1e3 for d in ds], color='black', marker='D',
              zorder=3, label='step time change (traced window)')
   timed = [(i, d['timed_step_delta_s'] * 1e3) for i, d in enumerate(ds)
@@ -127,7 +167,7 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
   ds = deltas(recs)
   if not ds:
     return []
-  png = plot(ds, os.path.join(workdir, PNG_NAME))
+  png = plot(ds, os.path.join(workdir, PNG_NAME), recs)
   return ['## Where the extra step time went (delta attribution)', ''] + _algo_switches(recs) + [
           'Change of each traced phase\'s time per step between consecutive kernel sizes, '
           'in ms (and % of the change of the traced window\'s median step). `unattributed` is '
@@ -136,3 +176,12 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
           'come from the profiler trace mapped to layers through the optimized HLO (`phase_s` '
           'in the records).', '', markdown(ds), '',
           f'![delta attribution]({os.path.basename(png)})', '']
+
+
+def report_md_lines(workdir: str) -> list[str]:
+  """report.md's link to delta_attribution.png (written with results.md), or [] without it."""
+  if not os.path.exists(os.path.join(workdir, PNG_NAME)):
+    return []
+  caption = ('Where the extra step time went between consecutive kernel sizes, per phase '
+             '(table in results.md)')
+  return [f'![{caption}]({PNG_NAME})', '', f'*{caption}*', '']

@@ -388,6 +388,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
       lines += ['*No phase breakdown: no record carries profiled `phase_s`.*', '']
     elif name == 'roofline':
       lines += ['*No roofline plot: no device ceilings for this workdir.*', '']
+  lines += delta.report_md_lines(workdir)  # delta_attribution.png, drawn with results.md
   # Training-for-accuracy records (config.epochs > 0): the accuracy-against-time plot.
   lines += accuracy.results_md_section(recs, workdir)
   lines += designs_section(result)

@@ -19,21 +19,16 @@ from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, LogFo
 
 from kernelscale import records
 from kernelscale.net import shapes
+from kernelscale.report import phase_style
 
 MARKERS = 'osD^vP*X'
 DPI = 110
 # Phase keys (from profiling's phase_s) folded into the bars of the phase plot.
-PHASE_GROUPS = (
-    ('conv forward', lambda k: k.startswith('conv') and k.endswith('/forward')),
-    ('conv backward-input', lambda k: k.startswith('conv') and k.endswith('/backward_input')),
-    ('conv backward-filter', lambda k: k.startswith('conv') and k.endswith('/backward_filter')),
-    ('conv backward (input and filter not told apart)', lambda k: k.startswith('conv') and k.endswith('/backward')),
-    ('dense', lambda k: k.startswith('dense')),
-    ('pooling', lambda k: k.startswith('pooling')),
-    ('activation', lambda k: k.startswith('activation')),
-    ('loss', lambda k: k.startswith('loss')),
-    ('optimizer', lambda k: k.startswith('optimizer')),
-)
+PHASE_GROUPS = phase_style.GROUPS
+# Below this r² a power law does not describe the points: none is drawn.
+MIN_R2 = 0.5
+# Phase groups with their own legend entry in phases.png (the rest: 'other').
+PHASE_LEGEND_LIMIT = 6
 
 
 class _PlainLogFormatter(LogFormatter):
@@ -72,10 +67,26 @@ def _fit_label(fit: dict) -> str:
   return f'fit ∝ k^{fit["exponent"]:.2f}' + (f' ± {se:.2f}' if se is not None else '')
 
 
+def _loop_rings(ax, x, y, rs) -> bool:
+  """Draws the unoptimized-loop symbol around the points that ran XLA's loop; True if any."""
+  slow = [(xi, yi) for xi, yi, r in zip(x, y, rs) if records.unoptimized_convs(r)]
+  if slow:
+    ax.plot(*zip(*slow), **phase_style.LOOP, zorder=4)
+  return bool(slow)
+
+
+def _loop_legend(ax) -> None:
+  ax.plot([], [], **phase_style.LOOP, label=phase_style.LOOP_LABEL)
+
+
 def scaling(groups: dict[str, list[dict]], group_fits: dict, path: str) -> str:
-  """Step time and XLA FLOPs against k, log-log, with the fitted power laws."""
+  """Step time and XLA FLOPs against k, log-log, with the fitted power laws where they fit.
+
+  A power law whose r² is below MIN_R2 is not drawn; the legend says why.
+  """
   fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(11, 4.4))
   all_k = []
+  loop = False
   for i, (g, rs) in enumerate(groups.items()):
     ks = np.array([r['kernel_size'] for r in rs], dtype=float)
     all_k += list(ks)
@@ -88,46 +99,61 @@ def scaling(groups: dict[str, list[dict]], group_fits: dict, path: str) -> str:
     color = line[0].get_color()
     xf = np.array([r.get('xla_flops') or np.nan for r in rs]) / 1e9
     ax_f.plot(ks, xf, m, color=color, label=f'{g} XLA cost analysis')
+    loop |= _loop_rings(ax_t, ks, med, rs) | _loop_rings(ax_f, ks, xf, rs)
     kk = np.linspace(ks.min(), ks.max(), 50)
     for ax, metric, scale in ((ax_t, 'step_s_median', 1e3), (ax_f, 'xla_flops', 1e-9)):
       fit = group_fits.get(g, {}).get('power_k', {}).get(metric) or {}
-      if fit.get('exponent') is not None:
-        ax.plot(kk, fit['coef'] * kk ** fit['exponent'] * scale, '--', color=color,
-                label=f'{g} {_fit_label(fit)}')
+      if fit.get('exponent') is None:
+        continue
+      if fit.get('r2') is not None and fit['r2'] < MIN_R2:
+        # A line through points that do not follow it would read as a law.
+        ax.plot([], [], ' ', label=f'{g}: no power law drawn (r² {fit["r2"]:.2f} < {MIN_R2}: '
+                                   'the points do not follow one)')
+        continue
+      ax.plot(kk, fit['coef'] * kk ** fit['exponent'] * scale, '--', color=color,
+              label=f'{g} {_fit_label(fit)}')
   for ax, ylabel in ((ax_t, 'median step time (ms, log scale)'),
                      (ax_f, 'FLOPs per train step (GFLOP, log scale)')):
+    if loop:
+      _loop_legend(ax)
     _k_axis(ax, all_k)
     ax.set_yscale('log')
     _plain(ax.yaxis)
     ax.set_xlabel('kernel size k (k×k, log scale)')
     ax.set_ylabel(ylabel)
     ax.grid(True, which='both', alpha=0.3)
-    if len(groups) > 2:  # many groups (e.g. experiments/receptive_field.py): legend below
-      ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16), ncol=1)
-    else:
-      ax.legend(fontsize=8)
+    # Below the axes: a legend inside would cover points.
+    ax.legend(fontsize=7 if len(groups) > 2 else 8, loc='upper center',
+              bbox_to_anchor=(0.5, -0.16), ncol=1)
   ax_t.set_title('step time')
   ax_f.set_title('FLOPs (XLA)')
   fig.suptitle('Does step time grow with kernel size as fast as the FLOPs do?')
   return _save(fig, path)
 
 
-def compile_vs_step(groups: dict[str, list[dict]], path: str) -> str:
-  """Compile time against step time, with lines of 'compile = N steps'."""
+def compile_vs_step_figure(groups: dict[str, list[dict]]):
+  """The compile-vs-step figure and its point labels (placed so that none overlaps another)."""
   fig, ax = plt.subplots(figsize=(7, 5))
-  xs, ys = [], []
+  xs, ys, labels = [], [], []
+  loop = False
   for i, (g, rs) in enumerate(groups.items()):
-    x = [r['step_s_median'] * 1e3 for r in rs if r.get('compile_s') is not None]
-    y = [r['compile_s'] for r in rs if r.get('compile_s') is not None]
+    rs = [r for r in rs if r.get('compile_s') is not None]
+    x = [r['step_s_median'] * 1e3 for r in rs]
+    y = [r['compile_s'] for r in rs]
     ax.plot(x, y, MARKERS[i % len(MARKERS)], label=f'{g} (label: k)')
-    for r, xi, yi in zip([r for r in rs if r.get('compile_s') is not None], x, y):
-      ax.annotate(f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(4, 4),
-                  fontsize=8)
+    color = ax.lines[-1].get_color()
+    for r, xi, yi in zip(rs, x, y):
+      labels.append(ax.annotate(
+          f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(0, 6),
+          ha='center', va='bottom', fontsize=8, color=color,
+          arrowprops={'arrowstyle': '-', 'lw': 0.4, 'color': color, 'shrinkA': 0, 'shrinkB': 4}))
+    loop |= _loop_rings(ax, x, y, rs)
     xs += x
     ys += y
   if xs:
-    lo, hi = min(xs) / 1.5, max(xs) * 1.5
-    xx = np.array([lo, hi])
+    # Linear axes from zero: a compile time that hardly changes looks flat.
+    hi_x, hi_y = max(xs) * 1.2, max(ys) * 1.35
+    xx = np.array([0.0, hi_x])
     # Lines of equal cost (compile = N steps), N from 1-2-5 steps around the points.
     ratios = [y / (x / 1e3) for x, y in zip(xs, ys)]
     ns = [m * 10 ** d for d in range(-1, 7) for m in (1, 2, 5)
@@ -136,35 +162,57 @@ def compile_vs_step(groups: dict[str, list[dict]], path: str) -> str:
       ns = ns[::2]
     for n, style in zip(ns, (':', '-.', '--', '-')):
       ax.plot(xx, n * xx / 1e3, style, color='grey', lw=1, label=f'compile = {n:g} steps')
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(min(ys) / 2, max(ys) * 2)
-  ax.set_xscale('log')
-  ax.set_yscale('log')
-  _plain(ax.xaxis)
-  _plain(ax.yaxis)
-  ax.set_xlabel('median step time (ms, log scale)')
-  ax.set_ylabel('compile time (s, log scale)')
-  ax.grid(True, which='both', alpha=0.3)
-  ax.legend(fontsize=8)
+    ax.set_xlim(0, hi_x)
+    ax.set_ylim(0, hi_y)
+  if loop:
+    _loop_legend(ax)
+  ax.set_xlabel('median step time (ms)')
+  ax.set_ylabel('compile time (s)')
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=8, loc='lower right')
   ax.set_title('How many training steps does one compile cost?')
+  _place_labels(fig, labels)
+  return fig, labels
+
+
+def compile_vs_step(groups: dict[str, list[dict]], path: str) -> str:
+  """Compile time against step time (linear axes), with lines of 'compile = N steps'."""
+  fig, _ = compile_vs_step_figure(groups)
   return _save(fig, path)
 
 
-def _separate_labels(fig, labels, step: float = 9.0, tries: int = 12) -> None:
-  """Moves each point label away from its point (on its side) until it covers no marker or earlier label."""
-  fig.canvas.draw()  # settles autoscaled limits, so data-to-pixel transforms are final
+def _place_labels(fig, labels, step: float = 8.0, rings: int = 8) -> None:
+  """Moves each point label to the nearest spot (around its point) that covers no marker,
+  earlier label or the legend, drawing a thin leader to it."""
+  fig.canvas.draw()
   renderer = fig.canvas.get_renderer()
-  # The markers themselves: a label must not cover another point either.
-  placed = [Bbox.from_extents(*(t.axes.transData.transform(t.xy) - 6),
-                              *(t.axes.transData.transform(t.xy) + 6)) for t in labels]
+  # Every marker (and loop ring) on the labels' axes, as a box a label must not cover.
+  placed = []
+  for ax in {t.axes for t in labels}:
+    for line in ax.lines:
+      r = line.get_markersize() * fig.dpi / 72 / 2 + 1
+      if line.get_marker() in ('None', None, '', ' ') or not r:
+        continue
+      for xy in ax.transData.transform(np.column_stack(line.get_data()).astype(float)):
+        if np.all(np.isfinite(xy)):
+          placed.append(Bbox.from_extents(*(xy - r), *(xy + r)))
+  for ax in {t.axes for t in labels}:
+    if ax.get_legend() is not None:
+      placed.append(ax.get_legend().get_window_extent(renderer))
+  spots = [(0.0, 0.0)] + [(dx * step * r, dy * step * r) for r in range(1, rings + 1)
+                          for dx, dy in ((0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, 1),
+                                         (1, -1), (-1, -1))]
   for t in labels:
-    sign = 1 if t.xyann[1] >= 0 else -1
-    text_box = lambda: Text.get_window_extent(t, renderer)  # noqa: E731  (the text, not its leader)
-    for _ in range(tries):
-      if not any(text_box().expanded(1.05, 1.1).overlaps(b) for b in placed):
+    box = lambda: Text.get_window_extent(t, renderer)  # noqa: E731  (the text, not its leader)
+    inside = t.axes.get_window_extent(renderer)
+    for dx, dy in spots:
+      t.xyann = (dx, 6.0 + dy if dy >= 0 else dy - 6.0)
+      t.set_va('bottom' if dy >= 0 else 'top')
+      b = box()
+      if (not any(b.overlaps(p) for p in placed) and inside.x0 <= b.x0 and b.x1 <= inside.x1
+          and inside.y0 <= b.y0 and b.y1 <= inside.y1):
         break
-      t.xyann = (t.xyann[0], t.xyann[1] + sign * step)
-    placed.append(text_box())
+    placed.append(box())
 
 
 def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict | None,
@@ -177,33 +225,39 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
   by_point = {tuple(p['key']): p for p in roof}
   fig, ax = plt.subplots(figsize=(7.5, 5))
   ints, labels = [], []
-  bounds = {p.get('bound') for p in roof if p.get('intensity_flops_per_byte')}
+  # A point that ran XLA's unoptimized conv loop is named as such, not by its bound
+  # (its low rate is that loop's, not the harness's overhead).
+  slow = {tuple(records.point_key(r)) for rs in groups.values() for r in rs
+          if records.unoptimized_convs(r)}
+  bounds = {p.get('bound') for p in roof
+            if p.get('intensity_flops_per_byte') and tuple(p['key']) not in slow}
   # One bound for every point is said once, in the legend; labels then hold only k.
   common = next(iter(bounds)) if len(bounds) == 1 else None
   # Many groups (experiments/receptive_field.py) crowd the plot: labels hold only k.
   brief = common is not None or len(groups) > 2
-  how = (f'label: k; all {common}-bound' if common else
+  how = (f'label: k; all {common}-bound' + (' but the ringed' if slow else '') if common else
          'label: k; bounds in report.md\'s roofline table' if brief else 'label: k, bound')
   for i, (g, rs) in enumerate(groups.items()):
-    pts = [by_point.get(tuple(records.point_key(r))) for r in rs]
-    pts = [p for p in pts if p and p.get('intensity_flops_per_byte')]
-    x = [p['intensity_flops_per_byte'] for p in pts]
-    y = [p['achieved_flops_per_s'] / 1e9 for p in pts]
+    pts = [(r, by_point.get(tuple(records.point_key(r)))) for r in rs]
+    pts = [(r, p) for r, p in pts if p and p.get('intensity_flops_per_byte')]
+    x = [p['intensity_flops_per_byte'] for _, p in pts]
+    y = [p['achieved_flops_per_s'] / 1e9 for _, p in pts]
     ints += x
     ax.plot(x, y, MARKERS[i % len(MARKERS)],
             label=f'{g} train step ({how})')
-    # Groups label on alternate sides (above, below), centred on their point;
-    # _separate_labels then moves labels that would run into each other.
-    above = i % 2 == 0
-    for p, xi, yi in zip(pts, x, y):
+    color = ax.lines[-1].get_color()
+    _loop_rings(ax, x, y, [r for r, _ in pts])
+    for (r, p), xi, yi in zip(pts, x, y):
+      word = ('unoptimized loop' if records.unoptimized_convs(r) else
+              '' if brief else p.get('bound') or '')
       labels.append(ax.annotate(
-          f'k={p["kernel_size"]}' + ('' if brief else f' {p.get("bound") or ""}'),
-          (xi, yi), textcoords='offset points', xytext=(0, 5 if above else -5),
-          ha='center', va='bottom' if above else 'top', fontsize=7,
-          color=ax.lines[-1].get_color(),
-          # a thin leader, visible once _separate_labels has moved the label away
-          arrowprops={'arrowstyle': '-', 'lw': 0.4, 'color': ax.lines[-1].get_color(),
-                      'shrinkA': 0, 'shrinkB': 4}))
+          f'k={p["kernel_size"]}' + (f' {word}' if word else ''),
+          (xi, yi), textcoords='offset points', xytext=(0, 6), ha='center', va='bottom',
+          fontsize=7, color=color,
+          # a thin leader, visible once _place_labels has moved the label away
+          arrowprops={'arrowstyle': '-', 'lw': 0.4, 'color': color, 'shrinkA': 0, 'shrinkB': 4}))
+  if slow:
+    _loop_legend(ax)
   ridge = peak / bw
   lo = min(ints + [ridge]) / 10
   hi = max(ints + [ridge]) * 10
@@ -221,7 +275,7 @@ def roofline(groups: dict[str, list[dict]], roof: Sequence[dict], ceilings: dict
   ax.grid(True, which='both', alpha=0.3)
   ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=2)
   ax.set_title('How close does each step come to the measured ceilings?')
-  _separate_labels(fig, labels)
+  _place_labels(fig, labels)
   return _save(fig, path)
 
 
@@ -230,15 +284,15 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
   pts = [r for r in recs if r.get('phase_s')]
   if not pts:
     return None
-  names = [n for n, _ in PHASE_GROUPS] + ['other']
+  names = [n for n, _ in PHASE_GROUPS] + [phase_style.OTHER]
   table = np.zeros((len(pts), len(names)))
   for i, r in enumerate(pts):
     for key, v in r['phase_s'].items():
-      if not v:
-        continue
-      j = next((j for j, (_, m) in enumerate(PHASE_GROUPS) if m(key)), len(names) - 1)
-      table[i, j] += v * 1e3
-  keep = table.sum(0) > 0
+      if v:
+        table[i, names.index(phase_style.group_of(key))] += v * 1e3
+  # At most 6 phase groups in the legend (+ other + the median step): the smallest fold into other.
+  drawn, where = phase_style.fold(dict(zip(names, table.sum(0))), PHASE_LEGEND_LIMIT)
+  live = [n for n, t in zip(names, table.sum(0)) if t > 0]
   fig, ax = plt.subplots(figsize=(8, 0.5 * len(pts) + 2.5))
   def _algos(r):  # conv_algo=auto: which algorithm each conv layer ran
     algos = (r.get('conv_algos') or {}).values()
@@ -250,17 +304,20 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
       f'\n(trace covers {r["trace_coverage"]:.0%})' if r.get('trace_coverage') is not None
       else '') + _loop(r) for r in pts]
   left = np.zeros(len(pts))
-  cmap = plt.get_cmap('tab10')
-  for j, name in enumerate(names):
-    if keep[j]:
-      ax.barh(labels, table[:, j], left=left, color=cmap(j % 10), label=name)
-      left += table[:, j]
+  for g in drawn:
+    width = sum(table[:, j] for j, n in enumerate(names) if where[n] == g)
+    ax.barh(labels, width, left=left, color=phase_style.COLORS[g],
+            label=phase_style.other_label(where, live) if g == phase_style.OTHER else g)
+    left += width
   ax.plot([r['step_s_median'] * 1e3 for r in pts], labels, 'k|', ms=14,
           label='median step (unprofiled)')
+  slow = [(left[i], labels[i]) for i, r in enumerate(pts) if records.unoptimized_convs(r)]
+  if slow:  # the loop symbol at the end of the bar
+    ax.plot(*zip(*slow), **phase_style.LOOP, zorder=4)
   ax.invert_yaxis()
   ax.set_xlabel('time per step (ms; profiled phases, threads may overlap)')
   if any(records.unoptimized_convs(r) for r in pts):
-    ax.text(0, -0.09 - 0.4 / len(pts), '* XLA:CPU ran this convolution as its own unoptimized '
+    ax.text(0, -0.09 - 0.4 / len(pts), '* (red ring) XLA:CPU ran this convolution as its own unoptimized '
             'loop; ops running beside it in the trace\nabsorb part of its time, so its bars '
             'spread the extra time over several phases (see report.md).',
             transform=ax.transAxes, fontsize=8, va='top')

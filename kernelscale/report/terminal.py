@@ -4,8 +4,25 @@ run.py prints these; they read records and analysis.json's dict only.
 """
 from __future__ import annotations
 
+from kernelscale import progress
 from kernelscale.analysis import claims, predict
 from kernelscale.net import shapes
+
+
+class SweepProgress:
+  """sweep.run's on_record: each point's progress line, with a bar and an ETA over the sweep.
+
+  The bar (a terminal only) shows from the start, so the first compile is not silence;
+  elsewhere each point's line ends with ', ETA ...'.
+  """
+
+  def __init__(self, n: int):
+    self._bar = progress.Bar(n, desc='sweep', unit='point')
+
+  def __call__(self, i: int, n: int, rec: dict) -> None:
+    self._bar.update(1, line=progress_line(i, n, rec), total=n)
+    if i >= n:
+      self._bar.close()
 
 
 def progress_line(i: int, n: int, rec: dict) -> str:
@@ -13,7 +30,7 @@ def progress_line(i: int, n: int, rec: dict) -> str:
   if rec.get('block', 'plain') != 'plain':
     head += f' {rec["block"]}'
   if rec['status'] != 'ok':
-    return f'{head} FAILED: {rec["error"]}'
+    return f'{head} {str(rec["status"]).upper()}: {rec.get("error")}'
   line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
           f'(median of {rec["steps_timed"]}), {rec["point_wall_s"]:.1f} s wall')
   other = rec.get('other_cpu_share')
@@ -31,7 +48,9 @@ def progress_line(i: int, n: int, rec: dict) -> str:
 def analysis_lines(res: dict, predict_k: int | None) -> list[str]:
   """The answer, each claim's verdict, the leave-one-out error and any --predict lines."""
   out = ['', ' '.join(res['answer'])]
-  out += [f'  claim {c["id"]}: {c["verdict"]}' for c in res['claims']]
+  # Each claim in words (claims.CLAIMS), so the verdict reads without the report.
+  out += [f'  claim {c["id"]}: {c["verdict"]} — {c.get("claim") or claims.CLAIMS.get(c["id"], "")}'
+          for c in res['claims']]
   if res['loo_median_abs_rel_error'] is not None:
     line = (f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '
             f'({res["prediction_model_words"]})')

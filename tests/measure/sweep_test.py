@@ -53,3 +53,12 @@ def test_kernel_that_does_not_fit_is_a_shape_error(fields, says):
   with pytest.raises(shapes.ShapeError) as e:
     sweep.validate(cfg)
   assert str(e.value).startswith('config.kernel_sizes:') and says in str(e.value)
+
+
+def test_a_bad_list_element_is_the_one_named():
+  # --config.kernel_sizes=3,x reaches the config as strings: 'x' is wrong, not '3'.
+  cfg = seed.get_config('quick')
+  cfg.kernel_sizes = ('3', 'x')
+  with pytest.raises(sweep.ConfigError) as e:
+    sweep.validate(cfg)
+  assert str(e.value) == "config.kernel_sizes: 'x' is not an integer >= 1"
