@@ -18,6 +18,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from kernelscale import cli
+from kernelscale.measure import distributed  # no jax: flags -> processes and host devices
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,6 +51,10 @@ _FROM_IDX = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, 'With --prepare: TFDS data dir to write to (default: $TFDS_DATA_DIR or '
     '~/tensorflow_datasets). Experiments read from --config.data_dir.')
+_COORD = flags.DEFINE_string('coordinator', None, 'Many hosts: HOST:PORT of process 0.')
+_NPROC = flags.DEFINE_integer('num_processes', None, 'Many hosts: how many processes.')
+_PID = flags.DEFINE_integer('process_id', None, 'Many hosts: this one, 0..num_processes-1.')
+_LOCAL = flags.DEFINE_integer('local_processes', None, 'Run P processes on 127.0.0.1; wait.')
 
 
 def main(argv):
@@ -70,6 +75,7 @@ def main(argv):
   config = cli.load_config(_CONFIG)
   workdir = _WORKDIR.value or os.path.join(
       'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
+  distributed.launch(sys.argv, workdir, _COORD.value, _NPROC.value, _PID.value, _LOCAL.value)
   if config.get('compare_cpu_conv'):
     return _compare_conv_paths(config, workdir)
   _measure(config, workdir)
@@ -92,11 +98,7 @@ def _prepare() -> None:
 def _measure(config, workdir: str) -> None:
   """The sweep, then results.md, the machine's ceilings, analysis.json and report.md."""
   # XLA reads XLA_FLAGS once, when jax starts: set the host up before importing jax users.
-  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
-  try:
-    backend = host.configure(config.cpu_conv, config.malloc)
-  except host.DeviceConfigError as e:
-    cli.fail(str(e))
+  backend = distributed.setup(config, _COORD.value, _NPROC.value, _PID.value)
   from kernelscale.measure import ceilings, profiling, sweep  # pylint: disable=g-import-not-at-top
   from kernelscale.net import shapes  # pylint: disable=g-import-not-at-top
   from kernelscale.report import terminal, workdir_report  # pylint: disable=g-import-not-at-top
@@ -105,14 +107,13 @@ def _measure(config, workdir: str) -> None:
     sweep.check_workdir(workdir)
   except (sweep.ConfigError, shapes.ShapeError) as e:
     cli.fail(str(e))
-  print(f'workdir: {os.path.abspath(workdir)}\n'
-        f'cpu conv path: {backend["cpu_conv_path"]} ({backend["cpu_conv_reason"]})\n'
-        f'malloc: {backend["malloc_mode"]} ({backend["malloc_reason"]})')
+  print(distributed.banner(workdir, backend))
   try:
     recs = sweep.run(config, workdir, extra_context=backend,
                      on_record=lambda i, n, r: print(terminal.progress_line(i, n, r)))
   except KeyboardInterrupt:
     cli.interrupted(workdir)
+  distributed.exit_unless_writer()  # process 0 alone writes the results and the report
   workdir_report.results(recs, workdir, profiling.tensorboard_command(workdir))
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)
