@@ -32,7 +32,8 @@ from kernelscale import cli
 
 BATCH_SCALINGS = ('strong', 'weak')
 HOST_DEVICES_FLAG = '--xla_force_host_platform_device_count'
-INIT_TIMEOUT_S = 50    # an unreachable coordinator fails within a minute
+# An unreachable coordinator fails within a minute (the tests shorten it through the environment).
+INIT_TIMEOUT_S = int(os.environ.get('KERNELSCALE_INIT_TIMEOUT_S', '50'))
 HEARTBEAT_S = 30       # a process that stops answering is noticed by the others
 STOP_GRACE_S = 10      # SIGTERM, then SIGKILL after this long
 
@@ -144,6 +145,10 @@ def _setup(config, coordinator, num_processes, process_id) -> dict:
 
 def initialize(coordinator, num_processes, process_id, on_cpu: bool) -> None:
   """jax.distributed.initialize, with gloo collectives on CPU; a timeout is one SetupError."""
+  if coordinator and process_id:
+    # jaxlib aborts the whole process (no Python exception) when it cannot reach the
+    # coordinator: find out first, with a plain TCP connection, and say so in one line.
+    wait_for(coordinator, INIT_TIMEOUT_S)
   import jax  # pylint: disable=g-import-not-at-top
   if on_cpu:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
@@ -186,6 +191,21 @@ def exit_unless_writer() -> None:
   """Ends a process other than 0 after the sweep: process 0 writes the results and report."""
   if not is_writer():
     sys.exit(0)
+
+
+def wait_for(coordinator: str, timeout_s: float) -> None:
+  """Returns once HOST:PORT accepts a TCP connection; SetupError after timeout_s."""
+  host, port = coordinator.rsplit(':', 1)
+  end = time.time() + timeout_s
+  while True:
+    try:
+      with socket.create_connection((host, int(port)), timeout=2):
+        return
+    except OSError as e:
+      if time.time() >= end:
+        raise SetupError(f'--coordinator: {coordinator} did not answer within {timeout_s:.0f} s '
+                         f'({e.strerror or e}); is process 0 running there?') from None
+      time.sleep(0.5)
 
 
 def is_writer() -> bool:

@@ -9,7 +9,7 @@ import os
 from kernelscale import records
 from kernelscale.analysis import claims, fits, predict, summary
 from kernelscale.net import shapes
-from kernelscale.report import accuracy, delta, notes
+from kernelscale.report import accuracy, delta, devices, notes
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -390,7 +390,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
       lines += ['*No roofline plot: no device ceilings for this workdir.*', '']
   # Training-for-accuracy records (config.epochs > 0): the accuracy-against-time plot.
   lines += accuracy.results_md_section(recs, workdir)
-  lines += designs_section(result)
+  lines += designs_section(result) + devices.section(recs)  # [] without a devices axis
   lines += fits_section(result) + ['']
   return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
 
