@@ -293,18 +293,25 @@ def launch_local(n: int, argv: list[str], workdir: str, poll_s: float = 0.2) -> 
                                   stdout=None if i == 0 else subprocess.DEVNULL))
   status = 0
   try:
-    while any(p.poll() is None for p in procs):
-      bad = [p for p in procs if p.returncode not in (None, 0)]
+    while True:
+      alive = [p for p in procs if p.poll() is None]
+      bad = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)]
       if bad:
-        status = bad[0].returncode
-        print(f'error: process {procs.index(bad[0])} of {n} exited with status {status}; '
-              'stopping the others', file=sys.stderr)
+        # A killed process often takes process 0 down with it (jax's coordination
+        # service aborts the others): name every one that failed, the first poll's order.
+        status = bad[0][1]
+        print(f'error: process {bad[0][0]} of {n} exited with status {status}'
+              + ''.join(f'; process {i} with {rc}' for i, rc in bad[1:])
+              + '; stopping the others', file=sys.stderr)
+        break
+      if not alive:
         break
       time.sleep(poll_s)
   except KeyboardInterrupt:
     status = 130
   stop(procs)
-  return status or next((p.returncode for p in procs if p.returncode), 0)
+  status = status or next((p.returncode for p in procs if p.returncode), 0)
+  return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell says
 
 
 def stop(procs: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
