@@ -51,7 +51,7 @@ _FROM_IDX = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, 'With --prepare: TFDS data dir to write to (default: $TFDS_DATA_DIR or '
     '~/tensorflow_datasets). Experiments read from --config.data_dir.')
-_COORD = flags.DEFINE_string('coordinator', None, 'Many hosts: HOST:PORT of process 0.')
+_COORD = flags.DEFINE_string('coordinator', None, 'Many hosts: HOST:PORT of process 0, or auto.')
 _NPROC = flags.DEFINE_integer('num_processes', None, 'Many hosts: how many processes.')
 _PID = flags.DEFINE_integer('process_id', None, 'Many hosts: this one, 0..num_processes-1.')
 _LOCAL = flags.DEFINE_integer('local_processes', None, 'Run P processes on 127.0.0.1; wait.')

@@ -108,10 +108,12 @@ def check_flags(coordinator: str | None, num_processes: int | None, process_id: 
   if process_id is not None and (process_id < 0 or process_id >= (num_processes or 1)):
     raise SetupError(f'--process_id: {process_id} is not in 0..{(num_processes or 1) - 1} '
                      f'(--num_processes={num_processes or 1})')
-  if coordinator is not None and (':' not in coordinator
+  if coordinator not in (None, 'auto') and (':' not in coordinator
                                   or not coordinator.rsplit(':', 1)[1].isdigit()):
-    raise SetupError(f'--coordinator: {coordinator!r} is not HOST:PORT')
-  if (num_processes or 1) > 1 and (coordinator is None or process_id is None):
+    raise SetupError(f'--coordinator: {coordinator!r} is not HOST:PORT (or auto: a TPU pod '
+                     'slice or SLURM, where jax.distributed finds its own settings)')
+  if (num_processes or 1) > 1 and (coordinator is None or process_id is None) \
+      and coordinator != 'auto':
     raise SetupError('--num_processes: needs --coordinator=HOST:PORT and --process_id=I '
                      '(or use --local_processes=P on one machine)')
 
@@ -145,7 +147,9 @@ def _setup(config, coordinator, num_processes, process_id) -> dict:
 
 def initialize(coordinator, num_processes, process_id, on_cpu: bool) -> None:
   """jax.distributed.initialize, with gloo collectives on CPU; a timeout is one SetupError."""
-  if coordinator and process_id:
+  if coordinator == 'auto':  # TPU pod slice, SLURM: jax.distributed finds every setting
+    coordinator = num_processes = process_id = None
+  elif coordinator and process_id:
     # jaxlib aborts the whole process (no Python exception) when it cannot reach the
     # coordinator: find out first, with a plain TCP connection, and say so in one line.
     wait_for(coordinator, INIT_TIMEOUT_S)

@@ -54,6 +54,7 @@ def test_bad_flags(args, msg):
   with pytest.raises(distributed.SetupError, match=msg):
     distributed.check_flags(*args)
   distributed.check_flags('127.0.0.1:1234', 2, 1, None)  # fine
+  distributed.check_flags('auto', None, None, None)  # a TPU pod slice, SLURM
 
 
 def test_stop_ends_every_child_and_its_group():
@@ -68,3 +69,28 @@ def test_argv_without_the_launcher_flags():
   argv = ['--config=x.py', '--local_processes=2', '--workdir', 'w', '--config.devices=2']
   assert distributed._without(argv, ('local_processes', 'workdir')) == [  # pylint: disable=protected-access
       '--config=x.py', '--config.devices=2']
+
+
+def test_cpu_only_settings_are_left_alone_off_cpu(monkeypatch):
+  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('JAX_PLATFORMS', 'tpu')
+  monkeypatch.setenv('XLA_FLAGS', '')
+  got = host.configure('auto', 'system')
+  assert got['cpu_conv_path'] is None and 'not on CPU' in got['cpu_conv_reason']
+  assert host.EIGEN_FLAG not in __import__('os').environ['XLA_FLAGS']
+  with pytest.raises(host.DeviceConfigError):
+    host.configure('fastest', 'system')
+
+
+def test_points_keep_their_names_on_one_device_and_too_many_are_refused():
+  from experiments import seed  # pylint: disable=g-import-not-at-top
+  from kernelscale.measure import sweep  # pylint: disable=g-import-not-at-top  (jax)
+  c = seed.get_config('quick')
+  assert [p.name for p in sweep.validate(c)] == ['seed-k3-SAME-float32-b8', 'seed-k5-SAME-float32-b8']
+  assert sweep.Point('seed', 3, 'SAME', 16, 'float32', 2, 'weak').name == (
+      'seed-k3-SAME-float32-b16-d2-weak')
+  import jax  # pylint: disable=g-import-not-at-top
+  c.devices = (1, jax.device_count() + 1)
+  with pytest.raises(sweep.ConfigError, match=f'{jax.device_count() + 1} devices asked for, '
+                     f'{jax.device_count()} exist'):
+    sweep.validate(c)
