@@ -80,6 +80,9 @@ def device_axis(config, device_count: int | None = None,
     if s not in BATCH_SCALINGS:
       raise SetupError(f'config.batch_scaling: unknown value {s!r}; use strong (batch_size is '
                        'the global batch), weak (batch_size per device) or strong,weak')
+  if config.get('epochs', 0) and max(devices) > 1:
+    raise SetupError('config.devices: the accuracy mode (config.epochs > 0) trains on one '
+                     'device; use devices=1 there')
   if device_count is not None and max(devices) > device_count:
     raise SetupError(f'config.devices: {max(devices)} devices asked for, {device_count} exist')
   out = []

@@ -29,6 +29,7 @@ def test_axis_strong_and_weak():
     ({'devices': (1, 1)}, 'listed twice'),
     ({'devices': (3,)}, 'config.batch_size: the global batch 8 does not split over 3 devices'),
     ({'batch_scaling': 'sideways'}, 'config.batch_scaling: unknown value'),
+    ({'devices': (1, 2), 'epochs': 1}, 'accuracy mode'),
 ])
 def test_bad_devices_fields(kw, msg):
   with pytest.raises(distributed.SetupError, match=msg):
