@@ -19,6 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from kernelscale import cli, config_fields
+from kernelscale.measure import distributed  # no jax: flags -> processes and host devices
 
 __doc__ += config_fields.help_text()  # --help lists every config field, default and meaning
 
@@ -56,6 +57,10 @@ _FROM_IDX = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
     'data_dir', None, 'With --prepare: TFDS data dir to write to (default: $TFDS_DATA_DIR or '
     '~/tensorflow_datasets). Experiments read from --config.data_dir.')
+_COORD = flags.DEFINE_string('coordinator', None, 'Many hosts: HOST:PORT of process 0, or auto.')
+_NPROC = flags.DEFINE_integer('num_processes', None, 'Many hosts: how many processes.')
+_PID = flags.DEFINE_integer('process_id', None, 'Many hosts: this one, 0..num_processes-1.')
+_LOCAL = flags.DEFINE_integer('local_processes', None, 'Run P processes on 127.0.0.1; wait.')
 
 
 def main(argv):
@@ -79,6 +84,7 @@ def main(argv):
             if _RESUME.value else cli.load_config(_CONFIG))
   workdir = _WORKDIR.value or os.path.join(
       'runs', f'{config.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}')
+  distributed.launch(sys.argv, workdir, _COORD.value, _NPROC.value, _PID.value, _LOCAL.value)
   if config.get('compare_cpu_conv'):
     return _compare_conv_paths(config, workdir)
   _measure(config, workdir)
@@ -87,11 +93,7 @@ def main(argv):
 def _measure(config, workdir: str) -> None:
   """The sweep, then results.md, the machine's ceilings, analysis.json and report.md."""
   # XLA reads XLA_FLAGS once, when jax starts: set the host up before importing jax users.
-  from kernelscale.measure import host  # pylint: disable=g-import-not-at-top
-  try:
-    backend = host.configure(config.cpu_conv, config.malloc)
-  except host.DeviceConfigError as e:
-    cli.fail(str(e))
+  backend = distributed.setup(config, _COORD.value, _NPROC.value, _PID.value)
   from kernelscale.measure import ceilings, profiling, sweep  # pylint: disable=g-import-not-at-top
   from kernelscale.net import shapes  # pylint: disable=g-import-not-at-top
   from kernelscale.report import terminal, workdir_report  # pylint: disable=g-import-not-at-top
@@ -101,14 +103,13 @@ def _measure(config, workdir: str) -> None:
   except (sweep.ConfigError, shapes.ShapeError) as e:
     cli.fail(str(e))
   cli.on_signals(workdir)
-  print(f'workdir: {os.path.abspath(workdir)}\n'
-        f'cpu conv path: {backend["cpu_conv_path"]} ({backend["cpu_conv_reason"]})\n'
-        f'malloc: {backend["malloc_mode"]} ({backend["malloc_reason"]})')
+  print(distributed.banner(workdir, backend))
   try:
     recs = sweep.run(config, workdir, extra_context=backend, resume_run=_RESUME.value,
                      on_record=terminal.SweepProgress(len(points)))
   except OSError as e:  # records.WriteError (disk full): the file keeps its whole records
     cli.stop(e.strerror or e)
+  distributed.exit_unless_writer()  # process 0 alone writes the results and the report
   cli.writing(workdir_report.results, recs, workdir, profiling.tensorboard_command(workdir))
   if not any(r['status'] == 'ok' for r in recs):
     sys.exit(1)

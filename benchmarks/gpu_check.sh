@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check, expected to take under 5 minutes on one GPU (each step's
-# timeout is a cap, 8.5 minutes in all): the default sweep, the PyTorch peer
-# benchmark and the ceiling benchmark. Prints where results went. Not yet run on
+# timeout is a cap, 11 minutes in all): the default sweep, the PyTorch peer
+# benchmark, the ceiling benchmark and the devices experiment. Prints where results went. Not yet run on
 # a GPU. On a GPU, jax's default matmul precision may use TF32, so the ceiling
 # and the torch row's fraction of it are looser than on CPU.
 #
@@ -37,6 +37,12 @@ timeout 90 $PY benchmarks/peer_torch.py --device=cuda 2>&1 | tee "$OUT_DIR/peer.
 
 echo "== ceiling: achieved train-step FLOP/s over measured matmul FLOP/s"
 timeout 120 $PY benchmarks/step_vs_ceiling.py 2>&1 | tee "$OUT_DIR/ceiling.log" || status=1
+
+echo "== devices: data parallel on the GPUs there are (1 GPU: devices=1, bytes 0; see the report)"
+NGPU=$($PY -c 'import jax; print(jax.device_count())' 2>/dev/null || echo 1)
+DEVS=$(for n in 1 2 4 8; do [ "$n" -le "$NGPU" ] && printf '%s,' "$n"; done); DEVS=${DEVS%,}
+timeout 150 $PY run.py --config=experiments/devices.py --config.devices="$DEVS" \
+  --workdir="$OUT_DIR/devices" 2>&1 | tail -12 || status=1
 
 echo "gpu_check: outputs in $OUT_DIR (exit $status)"
 exit $status

@@ -33,6 +33,8 @@ FIELDS = (
     ('cpu_conv', 'auto', 'auto | ynnpack | eigen: XLA:CPU conv path (kernelscale/measure/host.py)'),
     ('malloc', 'auto', 'auto (retain on glibc) | retain | system: host malloc (measure/host.py)'),
     ('conv_algo', 'xla', 'xla (nn.Conv as written) | auto (a faster algorithm per layer; net/convs.py)'),
+    ('devices', (1,), 'data-parallel devices, a sweep axis: e.g. 1,2,4,8 (CPU: forced host devices)'),
+    ('batch_scaling', 'strong', 'strong: batch_size is the global batch | weak: per device | strong,weak'),
     ('warmup_steps', 3, 'untimed steps after compile, before timing'),
     ('timed_steps', 15, 'timed steps per point (median, p10, p90)'),
     ('profile', True, 'trace a window of steps to <workdir>/tensorboard/<point>/'),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
+from kernelscale.analysis import comm
 from kernelscale.net import flops, shapes
 
 
@@ -310,7 +311,8 @@ def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:
   """
   g = primary_group(groups)
   return [claim_k_squared(groups, fits, g), claim_filters(groups, g), claim_pooling(groups),
-          claim_memory(groups, fits, g, _model_roof(groups, g, roof)), claim_optimizer(groups, g)]
+          claim_memory(groups, fits, g, _model_roof(groups, g, roof)), claim_optimizer(groups, g)
+          ] + comm.claim(ok)  # the sixth, on runs with a devices axis only (analysis/comm.py)
 
 
 def _model_roof(groups, g, roof):

@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 
 from kernelscale import records
+from kernelscale.measure import collectives
 from kernelscale.measure.hlo import Instr, Module, parse
 
 _DIM_LABELS = re.compile(r'dim_labels=([\w]+_[\w]+->[\w]+)')
@@ -219,6 +220,9 @@ def _evidence(module: Module, ins: Instr, kernels) -> tuple[int, str] | None:
 
 def _own_label(module: Module, ins: Instr, kernels) -> str | None:
   """Label from the instruction and what it calls; None when nothing says."""
+  kind = collectives.kind(ins.opcode)
+  if kind is not None:  # a data-parallel step's gradient exchange (kernelscale/net/train.py)
+    return f'comm/{kind}'
   ev = []
   inner = _inner(module, ins)
   for sub in inner:

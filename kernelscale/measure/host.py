@@ -208,6 +208,11 @@ def _accelerator_expected() -> str | None:
   return None
 
 
+def accelerator_expected() -> str | None:
+  """Why jax will run on a GPU/TPU (a line), or None on XLA:CPU; read before jax starts."""
+  return _accelerator_expected()
+
+
 def page_size() -> int:
   """The OS page size in bytes (4096 where it cannot be read)."""
   try:
@@ -294,6 +299,11 @@ def configure(cpu_conv: str, malloc: str = 'auto') -> dict:
   """
   check_user_xla_flags(cpu_conv)
   mem = configure_malloc(malloc)
+  away = _accelerator_expected()
+  if away:  # the Eigen flag is an XLA:CPU flag: on a GPU/TPU it is neither set nor reported
+    resolve_cpu_conv(cpu_conv, mem['malloc_mode'])  # a bad choice still fails
+    return {'cpu_conv': cpu_conv, 'cpu_conv_path': None, 'cpu_conv_speedup_vs_default': None,
+            'cpu_conv_reason': f'not on CPU ({away}): no CPU conv flag set', **mem}
   return {**configure_cpu_conv(cpu_conv), **mem}
 
 

@@ -164,7 +164,7 @@ def config_of(workdir: str):
   return ml_collections.ConfigDict(old['config'])
 
 
-def begin(workdir: str, config, resume: bool) -> tuple[str, set[str]]:
+def begin(workdir: str, config, resume: bool, write: bool = True) -> tuple[str, set[str]]:
   """The run id and the names of the points already ok (resume), saving config.json.
 
   A fresh run gets a new id; --resume keeps the id of the run it continues, so
@@ -176,6 +176,6 @@ def begin(workdir: str, config, resume: bool) -> tuple[str, set[str]]:
   path = os.path.join(workdir, 'results.jsonl')
   if resume and os.path.exists(path):
     done = {r.get('point') for r in records.load(path) if r.get('status') == 'ok'}
-  if not old:
+  if not old and write:  # write=False: a process other than 0 of a distributed run
     save(workdir, config, run_id)
   return run_id, done

@@ -6,6 +6,7 @@ record to `<workdir>/results.jsonl` as soon as the point finishes.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -21,7 +22,8 @@ import jaxlib
 
 from kernelscale import records
 from kernelscale.data import source
-from kernelscale.measure import hlo_labels, host, memguard, profiling, summaries, timing, training
+from kernelscale.measure import (collectives, distributed, hlo_labels, host, memguard, profiling,
+                                 summaries, timing, training)
 from kernelscale.measure import resume as runstate
 from kernelscale.net import convs, flops, models, shapes, train
 
@@ -41,12 +43,16 @@ class Point:
   model: str
   kernel_size: int
   padding: str
-  batch_size: int
+  batch_size: int   # the global batch
   dtype: str
+  n_devices: int = 1  # data-parallel devices (kernelscale/measure/distributed.py)
+  batch_scaling: str = 'strong'
 
   @property
   def name(self) -> str:
-    return f'{self.model}-k{self.kernel_size}-{self.padding}-{self.dtype}-b{self.batch_size}'
+    many = '' if (self.n_devices, self.batch_scaling) == (1, 'strong') else (
+        f'-d{self.n_devices}-{self.batch_scaling}')
+    return f'{self.model}-k{self.kernel_size}-{self.padding}-{self.dtype}-b{self.batch_size}{many}'
 
 
 def _is_int(v) -> bool:
@@ -154,8 +160,14 @@ def validate(config) -> list[Point]:
     raise ConfigError(str(e)) from None
   # Several models (experiments/receptive_field.py): each k's designs run one after
   # another, so the ratios between them are not stretched by drift over the run.
-  pts = [Point(m, k, p, config.batch_size, config.dtype)
-         for p, k, m in itertools.product(pads, ks, names)]
+  try:
+    axis = distributed.device_axis(config)
+    if max(n for n, _, _ in axis) > 1:  # only then is the backend asked how many devices exist
+      axis = distributed.device_axis(config, jax.device_count(), jax.process_count())
+  except distributed.SetupError as e:
+    raise ConfigError(str(e)) from None
+  pts = [Point(m, k, p, glob, config.dtype, n_devices=n, batch_scaling=bs)
+         for p, k, (n, bs, glob), m in itertools.product(pads, ks, axis, names)]
   for pt in pts:
     features = models.MODELS[pt.model].keywords['features']
     try:
@@ -221,6 +233,8 @@ def check_workdir(workdir: str, resume: bool = False, config=None) -> str:
     os.remove(probe)
   except OSError as e:
     raise ConfigError(f'--workdir: cannot write to {workdir!r}: {e.strerror or e}') from None
+  if not distributed.is_writer():
+    return workdir  # process 0 alone locks and writes the workdir
   try:
     runstate.acquire_lock(workdir)
     if resume:
@@ -295,6 +309,13 @@ def measure_point(pt: Point, config, workdir: str | None = None,
     # The step's time does not depend on pixel values, but a real batch is what users expect.
     batch = source.first_batch(dset if dset is not None else source.load(config), pt.batch_size,
                              config.seed)
+  rec.update(n_devices=pt.n_devices, batch_scaling=pt.batch_scaling, global_batch=pt.batch_size,
+             per_device_batch=pt.batch_size // pt.n_devices,
+             grad_bytes=int(sum(x.size * x.dtype.itemsize
+                                for x in jax.tree_util.tree_leaves(state.params))))
+  if pt.n_devices > 1 or jax.process_count() > 1:
+    # Data parallel: the batch split on the mesh's 'data' axis, the state replicated.
+    state, batch = train.shard_for_data_parallel(train.make_mesh(pt.n_devices), state, batch)
 
   # Precision is fixed at lowering time: it becomes an attribute of each
   # conv/dot in the HLO.
@@ -310,15 +331,19 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   rec.update(mem)
   notes += n1 + n2
   memguard.check_compiled(rec)  # before the first step runs
+  rec.update(collectives.collectives(compiled.as_text()))
 
   # On CPU, other processes compete with the step itself: measure how much they took.
-  with timing.other_cpu_load() as load:
+  with (timing.other_cpu_load() if jax.default_backend() == 'cpu'
+        else contextlib.nullcontext({'other_cpu_share': None})) as load:
     state, metrics, first, times, faults = timing.run_steps(
         compiled, state, batch, config.warmup_steps, config.timed_steps)
   rec['other_cpu_share'] = load['other_cpu_share']
   rec['first_step_s'] = first
   rec['minor_faults_per_step'] = faults
   rec.update(timing.step_stats(times))
+  if jax.process_count() > 1:  # a synchronous step is as slow as its slowest process
+    rec.update(distributed.slowest_process(rec))
   rec['final_loss'] = float(metrics['loss'])
   # The optimizer update timed alone, so its share of the step is measurable
   # without profiler traces.
@@ -343,7 +368,8 @@ def measure_point(pt: Point, config, workdir: str | None = None,
     try:
       state, prof, n3 = profiling.profile_point(
           compiled, state, batch, compiled.as_text(), jax.default_backend(),
-          config.profile_steps, os.path.join(workdir, 'tensorboard', pt.name), workdir, med)
+          config.profile_steps,
+          os.path.join(workdir, 'tensorboard', distributed.trace_subdir(), pt.name), workdir, med)
     except OSError as e:  # a trace that cannot be written (disk full) keeps the timed point
       prof, n3 = {}, [f'profile not written: {type(e).__name__}: {e}']
     rec.update(prof)
@@ -378,7 +404,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
   """
   pts = validate(config)
   check_workdir(workdir, resume_run, config)
-  run_id, done = runstate.begin(workdir, config, resume_run)
+  run_id, done = runstate.begin(workdir, config, resume_run, write=distributed.is_writer())
   if done:
     log(f'resuming run {run_id}: {sum(pt.name in done for pt in pts)} of {len(pts)} points '
         'already ok are kept')
@@ -387,6 +413,7 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
   jax.config.update('jax_enable_compilation_cache', False)
   ctx = context()
   ctx.update(extra_context or {})
+  ctx.update(distributed.process_fields())
   path = os.path.join(workdir, 'results.jsonl')
   out = []
   log(f'{len(pts)} points on {ctx["platform"]} ({ctx["device_kind"]}); '
@@ -416,9 +443,10 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
       rec['error'] = f'{type(e).__name__}: {e}'
       rec.setdefault('notes', []).append(traceback.format_exc(limit=3))
     rec['point_wall_s'] = time.perf_counter() - t0
-    records.append(path, rec)
-    for note in summaries.write_point(workdir, rec):  # TensorBoard's Scalars and HParams tabs
-      log(note)
+    if distributed.is_writer():  # every process measures; process 0 writes
+      records.append(path, rec)
+      for note in summaries.write_point(workdir, rec):  # TensorBoard's Scalars and HParams tabs
+        log(note)
     out.append(rec)
     if on_record is not None:
       on_record(i, len(pts), rec)

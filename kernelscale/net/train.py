@@ -8,6 +8,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.training import train_state
 
@@ -44,3 +45,48 @@ def eval_step(state: TrainState, batch: dict) -> dict:
   loss, logits = loss_fn(state.params, state.apply_fn, batch)
   correct = jnp.sum(jnp.argmax(logits, -1) == batch['label'])
   return {'loss': loss, 'correct': correct}
+
+
+# --- data parallel: one Mesh axis 'data'; the batch is split on it, the state replicated.
+
+DATA_AXIS = 'data'
+
+
+def make_mesh(n_devices: int) -> jax.sharding.Mesh:
+  """A 1-D Mesh of `n_devices` global devices, as many from each process, axis 'data'.
+
+  Raises:
+    ValueError: when fewer devices exist than asked for.
+  """
+  devs = jax.devices()
+  if n_devices > len(devs):
+    raise ValueError(f'{n_devices} devices asked for, {len(devs)} exist')
+  procs = jax.process_count()
+  if n_devices % procs:
+    raise ValueError(f'{n_devices} devices do not split over {procs} processes')
+  # The same number from every process: each one takes part in every step.
+  mine = [d for p in range(procs) for d in
+          [d for d in devs if d.process_index == p][:n_devices // procs]]
+  return jax.sharding.Mesh(np.array(mine), (DATA_AXIS,))
+
+
+def _put(x, sharding):
+  """A global array from a host value every process holds in full (same seed, same data)."""
+  x = np.asarray(jax.device_get(x))
+  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def shard_for_data_parallel(mesh: jax.sharding.Mesh, state: TrainState,
+                            batch: dict) -> tuple[TrainState, dict]:
+  """The state replicated on every mesh device, the batch split on its leading axis.
+
+  jit then compiles the unchanged `train_step` for the mesh: each device computes
+  its shard's gradients and XLA inserts the all-reduce that averages them (the
+  loss is a mean over the global batch).
+  """
+  P = jax.sharding.PartitionSpec
+  rep = jax.sharding.NamedSharding(mesh, P())
+  split = jax.sharding.NamedSharding(mesh, P(DATA_AXIS))
+  state = jax.tree_util.tree_map(lambda x: _put(x, rep), state)
+  batch = {k: _put(v, split) for k, v in batch.items()}
+  return state, batch

@@ -9,7 +9,7 @@ import os
 from kernelscale import records
 from kernelscale.analysis import claims, fits, predict, summary
 from kernelscale.net import shapes
-from kernelscale.report import accuracy, delta, notes
+from kernelscale.report import accuracy, delta, devices, notes
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -391,7 +391,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
   lines += delta.report_md_lines(workdir)  # delta_attribution.png, drawn with results.md
   # Training-for-accuracy records (config.epochs > 0): the accuracy-against-time plot.
   lines += accuracy.results_md_section(recs, workdir)
-  lines += designs_section(result)
+  lines += designs_section(result) + devices.section(recs)  # [] without a devices axis
   lines += fits_section(result) + ['']
   return _write_atomic(os.path.join(workdir, 'report.md'), '\n'.join(lines))
 

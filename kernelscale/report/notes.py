@@ -13,6 +13,7 @@ import statistics
 
 from kernelscale import records
 from kernelscale.analysis import claims
+from kernelscale.report import devices
 
 # glibc's largest mmap threshold on 64-bit: blocks above it are mapped afresh per malloc.
 GLIBC_MMAP_THRESHOLD_MAX = 32 * 2**20
@@ -162,4 +163,5 @@ def platform_notes(recs: list[dict]) -> list[str]:
         '128-wide tiles, so the seed network\'s small channel counts (1 input channel, 32 '
         'and 64 filters) are padded to 128: much of the hardware idles, and the FLOPs XLA '
         'reports for the padded shapes exceed the useful work.')
+    notes += [n for n in [devices.mxu_padding_note(ok)] if n]  # counted per k
   return notes
