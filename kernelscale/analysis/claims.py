@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
+from kernelscale.analysis import profile
 from kernelscale.net import flops, shapes
 
 
@@ -28,9 +29,9 @@ MEMORY_GROWS = 1.5      # "uses more memory": at least 1.5x from smallest to lar
 CONTENDED_SHARE = 0.10
 OPT_HOLDS, OPT_PARTLY = 0.5, 0.1  # optimizer share of the step-time growth
 # Profiled phase times are used only when the trace attributes between these
-# shares of the step (trace_coverage): a thinner trace, or a traced window that
-# ran much slower than the timed steps, gives shares that mislead.
-MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = 0.8, 1.2
+# shares of its own steps' wall time (trace_coverage; analysis/profile.py).
+MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = profile.MIN_TRACE_COVERAGE, profile.MAX_TRACE_COVERAGE
+trusted_phases = profile.trusted_phases
 
 CLAIMS = {
     1: 'Work per output position grows with k² ("9 operations for 3×3, 25 for 5×5").',
@@ -134,14 +135,6 @@ def claim_k_squared(groups, fits, g) -> dict:
         f'within 2 ± {EXPONENT_TOL}, partly if one is.')
   return _claim(1, verdict, ev, {'group': g, 'conv_flops_exponent': we, 'step_time_exponent': te,
                                  'taps_per_position': [tp_lo, tp_hi], 'k2_ratio': kr})
-
-
-def trusted_phases(rec: dict) -> dict | None:
-  """phase_s when present and its trace_coverage (if recorded) is in range."""
-  ph, cov = rec.get('phase_s'), rec.get('trace_coverage')
-  if not ph or (cov is not None and not MIN_TRACE_COVERAGE <= cov <= MAX_TRACE_COVERAGE):
-    return None
-  return ph
 
 
 def _phase_share(rec: dict, prefix: str) -> float | None:
@@ -253,18 +246,11 @@ def claim_memory(groups, fits, g, roof) -> dict:
 
 
 def optimizer_s(rec: dict) -> tuple[float | None, str | None]:
-  """Optimizer seconds per step: the profiled phase, else the update timed alone.
+  """Optimizer seconds per step from one source at every k: the Adam update timed alone.
 
-  The profiled figure is the optimizer's share of all profiled phase time times
-  the unprofiled median step: tracing slows the steps it records, and on CPU
-  phases from several threads overlap, so raw phase seconds and step_s_median
-  are not on one scale.
+  The profile's optimizer/update phase is not mixed in: a profile share and a
+  separate timing are two methods, and a claim compares one k with another.
   """
-  ph = trusted_phases(rec) or {}
-  total = sum(v for v in ph.values() if v)
-  if ph.get('optimizer/update') is not None and total > 0:
-    return (ph['optimizer/update'] / total * rec['step_s_median'],
-            'profiled phase optimizer/update, as its share of the step')
   if rec.get('optimizer_update_s') is not None:
     return rec['optimizer_update_s'], 'update timed alone (optimizer_update_s)'
   return None, None
@@ -279,7 +265,7 @@ def claim_optimizer(groups, g) -> dict:
   lo, hi = _ends(groups[g])
   (ol, src), (oh, _) = optimizer_s(lo), optimizer_s(hi)
   if ol is None or oh is None:
-    return _claim(5, NOT_MEASURED, f'{g}: neither phase_s nor optimizer_update_s recorded', {})
+    return _claim(5, NOT_MEASURED, f'{g}: optimizer_update_s not recorded', {})
   sl, sh = lo['step_s_median'], hi['step_s_median']
   d_step, d_opt = sh - sl, oh - ol
   share = d_opt / d_step if d_step > 0 else None
@@ -291,7 +277,7 @@ def claim_optimizer(groups, g) -> dict:
             else 'the step did not get longer, so there is no growth to explain')
   ev = (f'{g} ({src}): optimizer {ol * 1e3:.2f} ms = {ol / sl:.1%} of the step at '
         f'k={lo["kernel_size"]} → {oh * 1e3:.2f} ms = {oh / sh:.1%} at k={hi["kernel_size"]}; '
-        f'step {sl * 1e3:.1f} → {sh * 1e3:.1f} ms, optimizer +{d_opt * 1e3:.2f} ms, so {growth}. '
+        f'step {sl * 1e3:.1f} → {sh * 1e3:.1f} ms, optimizer {d_opt * 1e3:+.2f} ms, so {growth}. '
         f'Rule: holds if ≥{OPT_HOLDS:.0%} of the growth, partly if ≥{OPT_PARTLY:.0%}. Steps to '
         'converge are not measured here (time per step only).')
   return _claim(5, verdict, ev, {'group': g, 'optimizer_s': [ol, oh], 'step_s': [sl, sh],

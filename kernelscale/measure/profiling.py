@@ -18,11 +18,28 @@ elementary segments, and a segment where n ops are running gives dt/n to each.
 The attributed total is then the union of busy time (never more than the
 step's wall time), and each op's share is the wall time it accounted for.
 On GPU/TPU a stream runs one op at a time, where this reduces to the plain
-sum. Gaps between ops (dispatch, Python, idle threads) are not attributed;
-`trace_coverage` = attributed time per step / step_s_median shows how much.
+sum. Gaps between ops (dispatch, Python, idle threads) are not attributed.
+
+On the CPU host plane, when the trace carries the Eigen pool's
+`ThreadpoolListener` regions, time is attributed by what each thread actually
+executes (`thread_split`): a thread is busy with an op while that op's own
+event runs on it, and with an op's pool tasks while a region that the op
+scheduled (the region's `_c` flow id is the `_p` of a `Record` made inside the
+op, or inside a region the op scheduled) runs on it. An async op's launch-to-
+`end:` span is then no longer counted as busy: an op whose completion waits
+behind another op's work (e.g. a small dot waiting while a slow conv loop holds
+the pool) gets only the time its threads ran it. Each elementary segment of
+wall time is shared equally by the threads busy in it.
+
+Per traced step (its StepTraceAnnotation window): phases and the attributed
+time. `summarize_steps` drops outlier steps (wall time over OUTLIER_FACTOR x
+the traced median), takes per-phase medians over the rest, and gives
+`trace_coverage` = the median of attributed / the step's own wall time, and
+`trace_overhead` = traced median / untraced median.
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import glob
 import os
@@ -38,6 +55,13 @@ from kernelscale.measure import hlo, hlo_labels
 
 
 STEP_NAME = 'train'
+# A traced step slower than this times the median traced step is dropped from
+# the medians (e.g. the first traced step paying for the profiler's start).
+OUTLIER_FACTOR = 1.5
+_REGION_START, _REGION_STOP, _RECORD = ('ThreadpoolListener::StartRegion',
+                                        'ThreadpoolListener::StopRegion',
+                                        'ThreadpoolListener::Record')
+UNOWNED = '(pool task of no op)'
 HLO_NAME = 'optimized_hlo.txt'
 _DEVICE_PREFIXES = ('/device:GPU:', '/device:TPU:')
 
@@ -156,8 +180,8 @@ def split_time(intervals: list[tuple[str, float, float]]) -> dict[str, float]:
   return dict(out)
 
 
-def step_annotations(profile) -> list[float]:
-  """Durations (s) of the StepTraceAnnotation events on the host, in step order."""
+def step_windows(profile) -> list[tuple[float, float]]:
+  """(start_ns, end_ns) of the StepTraceAnnotation events on the host, in step order."""
   out = []
   for p in profile.planes:
     if p.name != '/host:CPU':
@@ -165,8 +189,163 @@ def step_annotations(profile) -> list[float]:
     for line in p.lines:
       for ev in line.events:
         if ev.name == STEP_NAME and 'step_num' in _stats(ev):
-          out.append((int(_stats(ev)['step_num']), ev.duration_ns * 1e-9))
-  return [d for _, d in sorted(out)]
+          out.append((int(_stats(ev)['step_num']), float(ev.start_ns),
+                      float(ev.start_ns + ev.duration_ns)))
+  return [(s, e) for _, s, e in sorted(out)]
+
+
+def step_annotations(profile) -> list[float]:
+  """Durations (s) of the StepTraceAnnotation events on the host, in step order."""
+  return [(e - s) * 1e-9 for s, e in step_windows(profile)]
+
+
+def _thread_segments(plane, module_name: str | None):
+  """Per thread (line): non-overlapping (owner op, start_ns, end_ns) of what it executes.
+
+  Returns None when the plane has no pool regions (then `split_time` is used).
+  """
+  lines = []
+  records = {}  # flow id -> (line index, time)
+  any_region = False
+  for li, line in enumerate(plane.lines):
+    ops, regions, waits, open_region = [], [], [], None
+    for ev in sorted(line.events, key=lambda e: e.start_ns):
+      st = _stats(ev)
+      if ev.name == _REGION_START:
+        if open_region is not None:
+          regions.append((*open_region, float(ev.start_ns)))
+        open_region = (st.get('_c'), float(ev.start_ns))
+      elif ev.name == _REGION_STOP:
+        if open_region is not None:
+          regions.append((*open_region, float(ev.start_ns)))
+        open_region = None
+      elif ev.name == _RECORD and '_p' in st:
+        records[st['_p']] = (li, float(ev.start_ns))
+      elif 'wait' in ev.name.lower() and not st.get('hlo_op'):
+        # e.g. "ThunkExecutor::Execute (wait for completion)": the client thread's
+        # region spans the whole program while it only waits for the others.
+        waits.append((float(ev.start_ns), float(ev.start_ns + ev.duration_ns)))
+      elif st.get('hlo_op') and not (module_name and st.get('hlo_module') not in (None, module_name)):
+        ops.append((str(st['hlo_op']), float(ev.start_ns), float(ev.start_ns + ev.duration_ns)))
+    any_region = any_region or bool(regions)
+    ops.sort(key=lambda o: o[1])
+    lines.append((ops, regions, waits))
+  if not any_region:
+    return None
+  owner_of: dict = {}
+
+  starts = [([o[1] for o in ops], [r[1] for r in regions]) for ops, regions, _ in lines]
+
+  def innermost(items, item_starts, t):
+    # Ops on one thread nest shallowly: the last few that start before t suffice.
+    i = bisect.bisect_right(item_starts, t)
+    for j in range(i - 1, max(i - 9, -1), -1):
+      if items[j][1] <= t <= items[j][2]:
+        return items[j]
+    return None
+
+  def owner_at(li: int, t: float, depth: int = 0):
+    ops, regions, _ = lines[li]
+    op = innermost(ops, starts[li][0], t)
+    if op is not None:
+      return op[0]
+    reg = innermost(regions, starts[li][1], t)
+    return region_owner(reg[0], depth + 1) if reg else None
+
+  def region_owner(c, depth: int = 0):
+    if c in owner_of:
+      return owner_of[c]
+    owner_of[c] = None  # guards against a cycle
+    if c in records and depth < 200:
+      owner_of[c] = owner_at(*records[c], depth)
+    return owner_of[c]
+
+  out = []
+  for ops, regions, waits in lines:
+    # Priority: an op's own event, then a wait (idle), then a pool region.
+    marks = ([(s, e, 2, op) for op, s, e in ops] + [(s, e, 1, None) for s, e in waits]
+             + [(s, e, 0, c) for c, s, e in regions])
+    bounds = sorted({t for s, e, _, _ in marks for t in (s, e)})
+    marks.sort()
+    segs, j, active = [], 0, []
+    for a, b in zip(bounds, bounds[1:]):
+      while j < len(marks) and marks[j][0] <= a:
+        active.append(marks[j])
+        j += 1
+      active = [m for m in active if m[1] > a]
+      if not active:
+        continue
+      # An op's own event wins over the region it runs in; the innermost wins.
+      top = max(active, key=lambda m: (m[2], m[0]))
+      if top[2] == 1:
+        continue
+      who = top[3] if top[2] == 2 else (region_owner(top[3]) or UNOWNED)
+      if segs and segs[-1][0] == who and segs[-1][2] == a:
+        segs[-1] = (who, segs[-1][1], b)
+      else:
+        segs.append((who, a, b))
+    out.append(segs)
+  return out
+
+
+def thread_split(segments, start: float, end: float) -> dict[str, float]:
+  """Wall time in [start, end] per op, each segment shared by the threads busy in it.
+
+  Args:
+    segments: `_thread_segments`' per-thread lists.
+    start, end: the window (ns).
+
+  Returns:
+    {op: ns}; the values sum to the time at least one thread was busy.
+  """
+  pts = []
+  for li, segs in enumerate(segments):
+    for who, s, e in segs:
+      s, e = max(s, start), min(e, end)
+      if e > s:
+        pts.append((s, 1, li, who))
+        pts.append((e, -1, li, who))
+  pts.sort(key=lambda p: (p[0], p[1]))
+  out: dict[str, float] = collections.defaultdict(float)
+  active: dict[int, str] = {}
+  last = None
+  for t, kind, li, who in pts:
+    if active and last is not None and t > last:
+      share = (t - last) / len(active)
+      for w in active.values():
+        out[w] += share
+    if kind == 1:
+      active[li] = who
+    elif active.get(li) == who:
+      del active[li]
+    last = t
+  return dict(out)
+
+
+def summarize_steps(per_step: list[dict], wall_s: list[float],
+                    step_s_median: float | None) -> dict:
+  """Medians over the traced steps that are not outliers.
+
+  Args:
+    per_step: {label: s} attributed per traced step.
+    wall_s: each traced step's own wall time (its annotation).
+    step_s_median: the untraced median step, for trace_overhead.
+
+  Returns:
+    {'phase_s' (per-label medians), 'trace_coverage' (median of attributed /
+    own wall), 'trace_step_s_median', 'trace_overhead', 'trace_dropped_steps'
+    (indices), 'trace_steps_used', 'trace_step_s' (every traced step's wall)}.
+  """
+  med = float(np.median(wall_s))
+  keep = [i for i, w in enumerate(wall_s) if w <= OUTLIER_FACTOR * med]
+  labels = sorted({k for i in keep for k in per_step[i]})
+  phase = {k: float(np.median([per_step[i].get(k, 0.0) for i in keep])) for k in labels}
+  cov = float(np.median([sum(per_step[i].values()) / wall_s[i] for i in keep]))
+  kept_med = float(np.median([wall_s[i] for i in keep]))
+  return {'phase_s': phase, 'trace_coverage': cov, 'trace_step_s_median': kept_med,
+          'trace_overhead': kept_med / step_s_median if step_s_median else None,
+          'trace_dropped_steps': [i for i in range(len(wall_s)) if i not in keep],
+          'trace_steps_used': len(keep), 'trace_step_s': [float(w) for w in wall_s]}
 
 
 def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -> dict:
@@ -179,34 +358,56 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
     steps: steps in the window (used when events carry no run id).
 
   Returns:
-    {'phase_s': {label: s/step} or None, 'attributed_s': s/step or None,
-     'summed_s': plain sum of op durations per step or None,
-     'plane': plane used, 'steps_seen': int, 'notes': [...]}
+    {'phase_s': {label: s/step} (per-label median over the steps) or None,
+     'attributed_s': their sum or None, 'summed_s': plain sum of op durations
+     per step or None, 'plane': plane used, 'steps_seen': int, 'method':
+     'threads' (per-thread busy time) or 'overlap split', 'per_step': [{label:
+     s}] per traced step or None, 'step_wall_s': each step's annotation (s)
+     or None, 'notes': [...]}
   """
   events, plane, note = op_events(profile, module.name or None)
   if not events:
     return {'phase_s': None, 'attributed_s': None, 'summed_s': None, 'plane': None,
-            'steps_seen': 0, 'notes': [note]}
+            'steps_seen': 0, 'method': None, 'per_step': None, 'step_wall_s': None,
+            'notes': [note]}
   notes = []
-  by_run: dict = collections.defaultdict(list)
-  for op, s, e, run in events:
-    by_run[run].append((op, s, e))
-  # One run id per executed step; without run ids, the whole window is one group.
-  n = len(by_run) if None not in by_run else steps
-  per_op: dict[str, float] = collections.defaultdict(float)
-  for group in by_run.values():
-    for op, t in split_time(group).items():
-      per_op[op] += t * 1e-9
-  unknown = sorted(op for op in per_op if op not in labels)
+  windows = step_windows(profile) if plane == '/host:CPU' else []
+  group = next(p for p in profile.planes if p.name == plane)
+  segments = _thread_segments(group, module.name or None) if windows else None
+  per_op_steps: list[dict[str, float]] = []
+  if segments is not None:
+    method = 'threads'
+    for s, e in windows:
+      per_op_steps.append({op: t * 1e-9 for op, t in thread_split(segments, s, e).items()})
+  else:
+    method = 'overlap split'
+    by_run: dict = collections.defaultdict(list)
+    for op, s, e, run in events:
+      by_run[run].append((op, s, e))
+    if None in by_run:  # without run ids, the whole window is one group
+      total = {op: t * 1e-9 / steps for op, t in split_time(by_run[None]).items()}
+      per_op_steps = [total] * steps
+    else:
+      for _, group_ev in sorted(by_run.items(), key=lambda kv: min(s for _, s, _ in kv[1])):
+        per_op_steps.append({op: t * 1e-9 for op, t in split_time(group_ev).items()})
+  n = len(per_op_steps)
+  unknown = sorted({op for d in per_op_steps for op in d if op not in labels and op != UNOWNED})
   if unknown:
     notes.append(f'{len(unknown)} traced ops not in the HLO, counted as other/all: '
                  f'{", ".join(unknown[:5])}')
-  phase: dict[str, float] = collections.defaultdict(float)
-  for op, t in per_op.items():
-    phase[labels.get(op, 'other/all')] += t / n
+  per_step = []
+  for d in per_op_steps:
+    ph: dict[str, float] = collections.defaultdict(float)
+    for op, t in d.items():
+      ph[labels.get(op, 'other/all')] += t
+    per_step.append(dict(ph))
+  names = sorted({k for d in per_step for k in d})
+  phase = {k: float(np.median([d.get(k, 0.0) for d in per_step])) for k in names}
   summed = sum(e - s for _, s, e, _ in events) * 1e-9 / n
-  return {'phase_s': dict(sorted(phase.items())), 'attributed_s': sum(phase.values()),
-          'summed_s': summed, 'plane': plane, 'steps_seen': n, 'notes': notes}
+  wall = [(e - s) * 1e-9 for s, e in windows] if len(windows) == n else None
+  return {'phase_s': phase, 'attributed_s': sum(phase.values()), 'summed_s': summed,
+          'plane': plane, 'steps_seen': n, 'method': method, 'per_step': per_step,
+          'step_wall_s': wall, 'notes': notes}
 
 
 def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
@@ -225,8 +426,11 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     step_s_median: the untraced median step, for trace_coverage.
 
   Returns:
-    (state, fields, notes): fields holds phase_s, trace_coverage, conv_impl,
-    trace_dir, profile_steps, trace_step_s_median, trace_op_sum_s.
+    (state, fields, notes): fields holds phase_s (per-phase medians over the
+    kept traced steps), trace_coverage (median attributed / own wall time),
+    conv_impl, trace_dir, profile_steps, trace_step_s_median (kept steps),
+    trace_op_sum_s, trace_method, trace_overhead (traced / untraced median),
+    trace_dropped_steps, trace_steps_used, trace_step_s.
   """
   module = hlo.parse(compiled_text)
   labels = hlo_labels.op_labels(module)
@@ -237,7 +441,8 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
   fields = {'conv_impl': hlo_labels.conv_impl(module, labels, platform) or None,
             'trace_dir': os.path.relpath(logdir, workdir), 'profile_steps': steps,
             'phase_s': None, 'trace_coverage': None, 'trace_step_s_median': None,
-            'trace_op_sum_s': None}
+            'trace_op_sum_s': None, 'trace_method': None, 'trace_overhead': None,
+            'trace_dropped_steps': None, 'trace_steps_used': None, 'trace_step_s': None}
   notes = []
   try:
     state, _, times, path = trace_steps(step, state, batch, steps, logdir)
@@ -260,10 +465,21 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
   att = attribute(profile, module, labels, steps)
   notes += att['notes']
   if att['phase_s'] is not None:
-    fields['phase_s'] = att['phase_s']
     fields['trace_op_sum_s'] = att['summed_s']
-    if step_s_median:
-      fields['trace_coverage'] = att['attributed_s'] / step_s_median
+    fields['trace_method'] = att['method']
+    # Each traced step against its own wall time (its annotation, else the timer).
+    wall = att['step_wall_s'] or (times if len(times) == att['steps_seen'] else None)
+    if wall:
+      summ = summarize_steps(att['per_step'], wall, step_s_median)
+      fields.update(summ)
+      if summ['trace_dropped_steps']:
+        notes.append(f'traced step(s) {summ["trace_dropped_steps"]} dropped from the profile '
+                     f'medians: wall time over {OUTLIER_FACTOR}x the median traced step '
+                     f'({", ".join(f"{w * 1e3:.1f}" for w in summ["trace_step_s"])} ms)')
+    else:
+      fields['phase_s'] = att['phase_s']
+      if step_s_median:
+        fields['trace_coverage'] = att['attributed_s'] / step_s_median
   return state, fields, notes
 
 

@@ -1,0 +1,56 @@
+"""Which profiled phase times to trust, and on which scale (records only, no jax).
+
+A record's `phase_s` holds per-phase medians over its traced steps (outlier
+steps dropped, measure/profiling.py), in traced-step seconds. Tracing slows
+the steps it records (`trace_overhead` = traced / untraced median), so the
+tables put phases on the untraced median's scale: phase × step_s_median /
+trace_step_s_median. A point's phases are trusted only when the trace
+attributes between MIN_ and MAX_TRACE_COVERAGE of its own steps' wall time.
+"""
+from __future__ import annotations
+
+MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = 0.8, 1.2
+# A conv phase timed alone and its profiled time (scaled) disagree past this ratio.
+ALONE_FLAG = 1.3
+
+
+def trusted_phases(rec: dict) -> dict | None:
+  """phase_s when present and its trace_coverage (if recorded) is in range."""
+  ph, cov = rec.get('phase_s'), rec.get('trace_coverage')
+  if not ph or (cov is not None and not MIN_TRACE_COVERAGE <= cov <= MAX_TRACE_COVERAGE):
+    return None
+  return ph
+
+
+def scale(rec: dict) -> float:
+  """Untraced median / traced median (1 when either is missing)."""
+  t, u = rec.get('trace_step_s_median'), rec.get('step_s_median')
+  return u / t if t and u else 1.0
+
+
+def scaled_phases(rec: dict) -> dict | None:
+  """Trusted phases on the untraced median step's scale (s per step), else None."""
+  ph = trusted_phases(rec)
+  if ph is None:
+    return None
+  f = scale(rec)
+  return {k: v * f for k, v in ph.items() if v is not None}
+
+
+def alone_vs_profiled(rec: dict) -> list[dict]:
+  """Each conv phase timed alone (record field conv_alone_s) against its scaled profiled time.
+
+  Returns:
+    [{phase, alone_s, profiled_s, ratio (profiled / alone), flagged (ratio
+    outside 1/ALONE_FLAG..ALONE_FLAG)}]; [] without both.
+  """
+  alone, ph = rec.get('conv_alone_s') or {}, scaled_phases(rec) or {}
+  out = []
+  for k, a in sorted(alone.items()):
+    p = ph.get(k)
+    if not a or p is None:
+      continue
+    r = p / a
+    out.append({'phase': k, 'alone_s': a, 'profiled_s': p, 'ratio': r,
+                'flagged': not 1 / ALONE_FLAG <= r <= ALONE_FLAG})
+  return out
