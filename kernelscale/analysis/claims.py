@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.analysis import profile
+from kernelscale.analysis import filters, profile
 from kernelscale.net import flops, shapes
 
 
@@ -44,8 +44,8 @@ CLAIMS = {
 
 
 def features_of(rec: dict):
-  """The conv widths of a record's model, or None for a model not defined here."""
-  return shapes.features_of(rec.get('model'))
+  """The conv widths of a record (config.features), else of its model; None if unknown."""
+  return filters.widths(rec) or shapes.features_of(rec.get('model'))
 
 
 def input_hw_c(rec: dict) -> tuple[int, int]:
@@ -146,11 +146,15 @@ def _phase_share(rec: dict, prefix: str) -> float | None:
   return part / total if total else None
 
 
-def claim_filters(groups, g) -> dict:
+def claim_filters(groups, g, ok=()) -> dict:
   """2 does not hold when the conv layers are under half of the step (time share
   from phase_s when profiled, else FLOP share); holds when the filter product
   c_in·c_out changes along with k; partly holds when it multiplies the dominant
   work but stays fixed as k grows (so it sets the size, not the growth)."""
+  m = filters.measured(ok)
+  if m is not None:
+    return _claim(2, *filters.verdict(m, (HOLDS, PARTLY, NOT_HOLD)))
+
   if g is None:
     return _claim(2, NOT_MEASURED, 'needs at least two kernel sizes in one group', {})
   lo, hi = _ends(groups[g])
@@ -170,7 +174,9 @@ def claim_filters(groups, g) -> dict:
   share, basis = (time_share, 'time') if time_share is not None else (flop_share[1], 'FLOP')
   thin = hi.get('phase_s') and time_share is None  # profiled, but trace_coverage out of range
   changes = any(abs(b / a - 1) > GROWS - 1 for a, b in zip(*mults) if a)
-  verdict = NOT_HOLD if share < DOMINANT_SHARE else HOLDS if changes else PARTLY
+  # Without a filters axis the widths never vary: the shares below say how big the
+  # filters' work is, not whether more filters multiply it (issue 16).
+  verdict = NOT_MEASURED
   names = [l.name for l in conv_shapes(lo)]
   mult_txt = ', '.join(f'{n} {a:.0f}→{b:.0f}' for n, a, b in zip(names, *mults))
   ev = (f'{g}: MACs per real tap per output position (c_in·c_out) from k={lo["kernel_size"]} '
@@ -180,9 +186,11 @@ def claim_filters(groups, g) -> dict:
            if time_share is not None else '')
         + (f' (profile not used: trace_coverage {hi.get("trace_coverage"):.0%} outside '
            f'{MIN_TRACE_COVERAGE:.0%}–{MAX_TRACE_COVERAGE:.0%})' if thin else '')
-        + f'. Rule: does not hold if conv is < {DOMINANT_SHARE:.0%} of the step ({basis} share); '
-          'holds if c_in·c_out changes with k; partly holds if it multiplies the dominant work '
-          'but is the same at every k (it sets the size of the work, not its growth).')
+        + f' ({basis} share; c_in·c_out {"changes" if changes else "is the same"} at every k). '
+          'This run never varies the filters, so the claim is not measured: '
+          f'`{filters.COMMAND}` times three widths at k = 3, 5, 7. Rule: holds if step '
+          f'time ∝ (c_in·c_out)^e with e ≥ {filters.WIDTH_EXPONENT} at the largest k AND the '
+          'growth in k is multiplied by the width; partly if one; does not hold if neither.')
   return _claim(2, verdict, ev, {'group': g, 'filter_products': mults,
                                  'conv_flop_share': flop_share, 'conv_time_share': time_share})
 
@@ -190,7 +198,7 @@ def claim_filters(groups, g) -> dict:
 def claim_pooling(groups) -> dict:
   """3 holds when post-pool activations grow with k in every padding, partly
   holds in some, does not hold in none."""
-  rows, grows = [], []
+  rows, grows, ratios = [], [], []
   for g, rs in groups.items():
     if len({r['kernel_size'] for r in rs}) < 2:
       continue
@@ -203,6 +211,7 @@ def claim_pooling(groups) -> dict:
     dl = sum(v for k, v in lo.get('analytic_phase_flops', {}).items() if k.startswith('dense'))
     dh = sum(v for k, v in hi.get('analytic_phase_flops', {}).items() if k.startswith('dense'))
     grows.append(ph > GROWS * pl)
+    ratios.append((g, ph / pl))
     sizes = lambda ls: ', '.join(f'{l.name} {l.pooled_hw}×{l.pooled_hw}×{l.c_out}' for l in ls)
     rows.append(f'{g}: post-pool activations per example k={lo["kernel_size"]} [{sizes(sl)}] = '
                 f'{pl} → k={hi["kernel_size"]} [{sizes(sh)}] = {ph} (×{ph / pl:.2f}); dense-layer '
@@ -212,7 +221,9 @@ def claim_pooling(groups) -> dict:
   verdict = HOLDS if all(grows) else PARTLY if any(grows) else NOT_HOLD
   ev = ('; '.join(rows) + '. Every 2×2 pool still divides positions by 4. Rule: holds if '
         f'post-pool activations grow (>×{GROWS}) with k in every padding, partly in some.')
-  return _claim(3, verdict, ev, {'grows_per_group': grows})
+  return _claim(3, verdict, ev, {'grows_per_group': grows,
+                                 'activation_groups': [g for g, _ in ratios],
+                                 'activation_ratios': [v for _, v in ratios]})
 
 
 def claim_memory(groups, fits, g, roof) -> dict:
@@ -295,7 +306,7 @@ def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:
     [{id, claim, verdict, evidence, numbers}] for claims 1 to 5.
   """
   g = primary_group(groups)
-  return [claim_k_squared(groups, fits, g), claim_filters(groups, g), claim_pooling(groups),
+  return [claim_k_squared(groups, fits, g), claim_filters(groups, g, ok), claim_pooling(groups),
           claim_memory(groups, fits, g, _model_roof(groups, g, roof)), claim_optimizer(groups, g)]
 
 
@@ -388,7 +399,8 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
     s2 = 'No device ceilings were measured, so no roofline bound is given.'
   by: dict[str, list[str]] = {}
   for c in claim_list:
-    by.setdefault(c['verdict'], []).append(str(c['id']))
+    by.setdefault(c['verdict'], []).append(f'{c["id"]} ({c["name"]})' if c.get('name')
+                                           else str(c['id']))
   s3 = ('Verdicts on the five usual explanations — ' + '; '.join(
       f'{v}: {", ".join(by[v])}' for v in VOCABULARY if v in by) + ' (details below).')
   return [s1, s2, s3]

@@ -54,3 +54,40 @@ def alone_vs_profiled(rec: dict) -> list[dict]:
     out.append({'phase': k, 'alone_s': a, 'profiled_s': p, 'ratio': r,
                 'flagged': not 1 / ALONE_FLAG <= r <= ALONE_FLAG})
   return out
+
+
+def _backward_share(ph: dict) -> float | None:
+  conv = {k: v for k, v in ph.items() if k.startswith('conv')}
+  total = sum(ph.values())
+  back = sum(v for k, v in conv.items() if '/backward' in k)
+  return back / total if total else None
+
+
+def summary(ok: list[dict]) -> list[dict]:
+  """analysis.json's `profile`: per profiled point, how far its trace is trusted and its phases.
+
+  Returns:
+    One dict per ok record with phase_s: point, padding, k, trace_coverage,
+    trace_overhead, trace_dropped_steps, trace_steps_used, trusted, phase_s_scaled
+    (s per untraced median step; None when not trusted), conv_share and
+    conv_backward_share (of the scaled phases), alone (alone_vs_profiled),
+    alone_flagged (phases whose ratio is past ALONE_FLAG).
+  """
+  out = []
+  for r in ok:
+    if not r.get('phase_s'):
+      continue
+    ph = scaled_phases(r)
+    total = sum(ph.values()) if ph else 0
+    alone = alone_vs_profiled(r)
+    out.append({
+        'point': r.get('point'), 'padding': r.get('padding'), 'k': r.get('kernel_size'),
+        'trace_coverage': r.get('trace_coverage'), 'trace_overhead': r.get('trace_overhead'),
+        'trace_dropped_steps': r.get('trace_dropped_steps'),
+        'trace_steps_used': r.get('trace_steps_used'), 'trusted': ph is not None,
+        'phase_s_scaled': ph,
+        'conv_share': (sum(v for k, v in ph.items() if k.startswith('conv')) / total
+                       if ph and total else None),
+        'conv_backward_share': _backward_share(ph) if ph else None,
+        'alone': alone, 'alone_flagged': [a['phase'] for a in alone if a['flagged']]})
+  return out

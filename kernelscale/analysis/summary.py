@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.analysis import claims
+from kernelscale.analysis import claims, plain, profile
 from kernelscale.analysis.fits import OVERHEAD_FACTOR, group_fits, group_points, linear_fit, roofline
 from kernelscale.analysis.predict import MODEL_WORDS, _where_all, choose_model, leave_one_out
 from kernelscale.net import shapes
@@ -112,9 +112,14 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),
   }
+  result['profile'] = profile.summary(ok)
   result['claims'] = claims.verdicts(ok, groups, fits, roof)
+  for c in result['claims']:
+    c['name'] = plain.CLAIM_NAMES[c['id']]
   result['answer'] = claims.answer(ok, groups, fits, roof, result['claims'])
   designs = claims.design_sentence(result['same_receptive_field'])
   if designs:
     result['answer'].append(designs)
+  # The plain answer comes first in report.md and the terminal (analysis/plain.py).
+  result['plain_answer'] = plain.plain_answer(ok, groups, result)
   return result
