@@ -14,19 +14,19 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.analysis import filters, profile
+from kernelscale.analysis import clauses, filters, profile
 from kernelscale.net import flops, shapes
 
 
 HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED = 'holds', 'partly holds', 'does not hold', 'not measured'
-VOCABULARY = (HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED)
+# A deciding number within one standard error of its threshold decides nothing.
+INCONCLUSIVE = 'inconclusive'
+VOCABULARY = (HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED, INCONCLUSIVE)
 EXPONENT_TOL = 0.5      # "grows like k²": exponent within 2 ± this
 DOMINANT_SHARE = 0.5    # a part that is at least half of the step dominates it
 GROWS = 1.05            # a ratio above this counts as growth (5% margin for noise)
 MEMORY_GROWS = 1.5      # "uses more memory": at least 1.5x from smallest to largest k
-# From this share of the CPU taken by other processes while a point's steps were timed
-# (record field other_cpu_share), its step time is reported as possibly inflated.
-CONTENDED_SHARE = 0.10
+CONTENDED_SHARE = clauses.CONTENDED_SHARE
 OPT_HOLDS, OPT_PARTLY = 0.5, 0.1  # optimizer share of the step-time growth
 # Profiled phase times are used only when the trace attributes between these
 # shares of its own steps' wall time (trace_coverage; analysis/profile.py).
@@ -125,6 +125,13 @@ def claim_k_squared(groups, fits, g) -> dict:
   tp_lo, tp_hi = taps_per_position(lo), taps_per_position(hi)
   work_k2, time_k2 = abs(we - 2) <= EXPONENT_TOL, abs(te - 2) <= EXPONENT_TOL
   verdict = HOLDS if work_k2 and time_k2 else PARTLY if work_k2 or time_k2 else NOT_HOLD
+  boot = (fits.get(g, {}).get('bootstrap') or {}).get('step_exponent') or {}
+  se = boot.get('se') or (fits.get(g, {}).get('power_k', {}).get('step_s_median') or {}).get(
+      'exponent_se')
+  edge = 2 - EXPONENT_TOL if te < 2 else 2 + EXPONENT_TOL
+  close = se is not None and abs(te - edge) < se
+  if close:
+    verdict = INCONCLUSIVE
   kr = (hi['kernel_size'] / lo['kernel_size']) ** 2
   taps = (f'real taps per output position {tp_lo:.1f} at k={lo["kernel_size"]} → {tp_hi:.1f} at '
           f'k={hi["kernel_size"]} (×{tp_hi / tp_lo:.2f}; k² gives ×{kr:.2f}, padding taps are '
@@ -132,8 +139,12 @@ def claim_k_squared(groups, fits, g) -> dict:
   ev = (f'{g}: {taps}conv FLOPs ∝ k^{_fmt_exp(fits, g, "analytic_conv_flops")}, step time ∝ '
         f'k^{_fmt_exp(fits, g, "step_s_median")} (step ×'
         f'{hi["step_s_median"] / lo["step_s_median"]:.2f}). Rule: holds if both exponents are '
-        f'within 2 ± {EXPONENT_TOL}, partly if one is.')
+        f'within 2 ± {EXPONENT_TOL}, partly if one is; inconclusive when the step-time exponent '
+        'lies within one standard error of its threshold'
+        + (f' (here {te:.2f} ± {se:.2f}{" by bootstrap over repeats" if boot else ""} against '
+           f'{edge:.1f})' if close else '') + '.')
   return _claim(1, verdict, ev, {'group': g, 'conv_flops_exponent': we, 'step_time_exponent': te,
+                                 'step_time_exponent_se': se, 'threshold': edge,
                                  'taps_per_position': [tp_lo, tp_hi], 'k2_ratio': kr})
 
 
@@ -339,40 +350,6 @@ def _gap_clause(groups, fits, g) -> str:
   return f'; time grows faster than FLOPs because each FLOP costs more at large k ({rate})'
 
 
-# A step that faulted in at least this share of its scratch buffer's pages was
-# paying glibc's mmap-per-block for it (measure.host.configure_malloc).
-FAULTED_SHARE = 0.5
-
-
-def _faults_clause(rs) -> str:
-  """'' unless the steps re-faulted their scratch buffer every step (malloc=system)."""
-  hit = [r for r in rs if r.get('malloc_mode') != 'retain' and r.get('minor_faults_per_step')
-         and r.get('temp_bytes')
-         and r.get('page_bytes')
-         and r['minor_faults_per_step'] * r['page_bytes'] >= FAULTED_SHARE * r['temp_bytes']]
-  if not hit:
-    return ''
-  f = sorted(r['minor_faults_per_step'] for r in hit)
-  return (f'; in {len(hit)} of {len(rs)} points each step also page-faulted its XLA scratch buffer '
-          f'in again ({f[0]:,.0f}–{f[-1]:,.0f} minor faults per step, a cost that barely grows '
-          'with k), which config.malloc=retain removes')
-
-
-def _load_clause(rs) -> str:
-  """'' unless other processes took a share of the CPU while some of these points were timed."""
-  hit = [r['other_cpu_share'] for r in rs
-         if (r.get('other_cpu_share') or 0) >= CONTENDED_SHARE]
-  if not hit:
-    return ''
-  share = (f'{min(hit):.0%}' if f'{min(hit):.0%}' == f'{max(hit):.0%}'
-           else f'{min(hit):.0%}–{max(hit):.0%}')
-  which = ('this point was' if len(rs) == 1 else
-           f'{len(hit)} of these {len(rs)} points {"was" if len(hit) == 1 else "were"}')
-  return (f'; but other processes took {share} of the CPU while {which} timed, so '
-          f'{"its" if len(rs) == 1 else "their"} step times may be inflated (rerun on a quiet '
-          'machine)')
-
-
 def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   """At most three sentences answering the question with this run's numbers."""
   g = primary_group(groups)
@@ -388,7 +365,7 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
         f'k^{_fmt_exp(fits, g, "step_s_median")}) while XLA counts ×'
         f'{(hi.get("xla_flops") or 0) / (lo.get("xla_flops") or 1):.2f} more FLOPs (∝ '
         f'k^{_fmt_exp(fits, g, "xla_flops")})' + _gap_clause(groups, fits, g)
-        + _faults_clause(groups[g]) + _load_clause(groups[g]) + '.')
+        + clauses.faults_clause(groups[g]) + clauses.load_clause(groups[g]) + '.')
   fr = [p['achieved_fraction'] for p in roof if p.get('achieved_fraction') is not None]
   bounds = [p['bound'] for p in roof if p.get('bound')]
   if fr:
@@ -441,4 +418,4 @@ def design_sentence(rows: Sequence[dict]) -> str | None:
   if loop:
     lead += (f'; {", ".join(loop)} ran a convolution as XLA\'s unoptimized loop, which inflates '
              'its time (see Measurements)')
-  return lead + _load_clause(compared) + ' (table under "Same receptive field, other designs").'
+  return lead + clauses.load_clause(compared) + ' (table under "Same receptive field, other designs").'

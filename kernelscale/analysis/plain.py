@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from kernelscale.analysis import claims
+from kernelscale.analysis import claims, repeats
 
 # One short name per claim, used in the answer, the claims table and the terminal.
 CLAIM_NAMES = {
@@ -41,12 +41,17 @@ class _Numbers:
     v = rec[field]
     for i in index:
       v = v[i]
-    return self.num(v, fmt, [('rec', rec.get('point'), field, *index)], scale=scale)
+    # A point timed several times (config.repeats) is analysis.json's merged median.
+    src = ('json', 'merged', rec['point'], field) if (
+        rec.get('repeats_merged') and field in repeats.RESCALED_FIELDS) else (
+        'rec', rec.get('point'), field)
+    return self.num(v, fmt, [(*src, *index)], scale=scale)
 
   def ratio(self, a: dict, b: dict, field: str, fmt: str) -> str:
     """b[field] / a[field]."""
-    return self.num(b[field] / a[field], fmt,
-                    [('rec', b.get('point'), field), ('rec', a.get('point'), field)], op='ratio')
+    src = lambda r: (('json', 'merged', r['point'], field) if (  # noqa: E731
+        r.get('repeats_merged') and field in repeats.RESCALED_FIELDS) else ('rec', r.get('point'), field))
+    return self.num(b[field] / a[field], fmt, [src(b), src(a)], op='ratio')
 
   def k(self, rec: dict) -> str:
     return self.num(rec['kernel_size'], 'd', [('rec', rec.get('point'), 'kernel_size')])

@@ -89,5 +89,6 @@ def summary(ok: list[dict]) -> list[dict]:
         'conv_share': (sum(v for k, v in ph.items() if k.startswith('conv')) / total
                        if ph and total else None),
         'conv_backward_share': _backward_share(ph) if ph else None,
+        'largest_phase': max(ph, key=ph.get) if ph else None,
         'alone': alone, 'alone_flagged': [a['phase'] for a in alone if a['flagged']]})
   return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.analysis import claims, plain, profile
+from kernelscale.analysis import claims, plain, profile, repeats
 from kernelscale.analysis.fits import OVERHEAD_FACTOR, group_fits, group_points, linear_fit, roofline
 from kernelscale.analysis.predict import MODEL_WORDS, _where_all, choose_model, leave_one_out
 from kernelscale.net import shapes
@@ -73,9 +73,14 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
     design against the plain conv at the same k), claims, answer, n_ok,
     n_records}.
   """
-  ok = records.ok_records(recs)
+  # Re-timings of one point (config.repeats) become one record: median of the repeats.
+  ok = repeats.collapse(records.ok_records(recs))
   groups = group_points(ok)
   fits = {g: group_fits(rs) for g, rs in groups.items()}
+  for g, rs in groups.items():
+    boot = repeats.bootstrap(rs)
+    if boot:
+      fits[g]['bootstrap'] = boot
   for g, rs in group_points(ok, pooled=True).items():
     if len({r['padding'] for r in rs}) > 1:
       xs = [(r['xla_flops'], r['step_s_median']) for r in rs if r.get('xla_flops')]
@@ -111,6 +116,7 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
       'same_receptive_field': same_receptive_field(ok),
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),
+      'merged': repeats.merged_fields(ok),
   }
   result['profile'] = profile.summary(ok)
   result['claims'] = claims.verdicts(ok, groups, fits, roof)

@@ -13,15 +13,19 @@ def profile_lines(result: dict) -> list[str]:
   if not prof:
     return []
   cells = ['| point | trace coverage | tracing overhead | traced steps used (dropped) | trusted | '
-           'conv phases timed alone vs profiled |', '|---|---:|---:|---|---|---|']
+           'largest phase, ms (scaled) | conv phases timed alone / profiled ms |',
+           '|---|---:|---:|---|---|---|---|']
   for p in prof:
     alone = '; '.join(f'{a["phase"]} {a["alone_s"] * 1e3:.1f} / {a["profiled_s"] * 1e3:.1f} ms '
                       f'(×{a["ratio"]:.2f}{" **flag**" if a["flagged"] else ""})'
                       for a in p['alone']) or '—'
     drop = ', '.join(map(str, p.get('trace_dropped_steps') or [])) or 'none'
+    lp = p.get('largest_phase')
+    big = (f'{lp} {p["phase_s_scaled"][lp] * 1e3:.1f} of {sum(p["phase_s_scaled"].values()) * 1e3:.1f}'
+           if lp else '—')
     cells.append(f'| {p["padding"]} k={p["k"]} | {_f(p["trace_coverage"], ".2f")} | '
                  f'{_f(p["trace_overhead"], ".2f")} | {p.get("trace_steps_used") or "—"} ({drop}) '
-                 f'| {"yes" if p["trusted"] else "no"} | {alone} |')
+                 f'| {"yes" if p["trusted"] else "no"} | {big} | {alone} |')
   return ['## How far the profile is trusted', '',
           'Trace coverage: time the threads were busy in an op, over each traced step\'s own wall '
           'time (median over the traced steps kept). A traced step over '
