@@ -61,9 +61,13 @@ def _claim(claim_list, cid):
   return next((c for c in claim_list if c['id'] == cid), None)
 
 
-def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str) -> str:
+def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict]) -> str:
   measured = lo.get('epoch_s_kind') == 'measured' and hi.get('epoch_s_kind') == 'measured'
-  how = ('measured: one real pass over the training set' if measured else
+  e = next(((j, x) for j, x in enumerate(eps) if x['point'] == hi.get('point')
+            and x['measured_over_projected']), None)
+  vs = (f', ×{n.num(e[1]["measured_over_projected"], ".2f", [("json", "epochs", e[0], "measured_over_projected")])} '
+        'the steps × median step projection') if measured and e else ''
+  how = (f'measured: one real pass over the training set{vs}' if measured else
          f'projected: {n.field(lo, "steps_per_epoch", "d")} steps × the median step, not a '
          'measured epoch') if lo.get('steps_per_epoch') else (
          'measured' if measured else 'projected')
@@ -196,7 +200,8 @@ def plain_answer(ok: Sequence[dict], groups, result: dict) -> dict:
                           'of one padding with status ok.'], 'numbers': []}
   lo, hi = groups[g][0], groups[g][-1]
   pad = g.partition(' ')[0]
-  out = [_epoch(n, lo, hi, pad) if lo.get('epoch_s') and hi.get('epoch_s') else '',
+  out = [_epoch(n, lo, hi, pad, result.get('epochs') or [])
+         if lo.get('epoch_s') and hi.get('epoch_s') else '',
          _why(n, lo, hi, result['claims'], result.get('profile') or []),
          _refuted(n, result['claims']), _anomaly(n, result, ok), _todo(result)]
   busy = [r['other_cpu_share'] for r in ok if (r.get('other_cpu_share') or 0)

@@ -29,12 +29,23 @@ def scale(rec: dict) -> float:
 
 
 def scaled_phases(rec: dict) -> dict | None:
-  """Trusted phases on the untraced median step's scale (s per step), else None."""
+  """Trusted phases on the untraced median step's scale (s per step), else None.
+
+  Per-phase medians need not sum to the median traced step; records with
+  trace_overhead (per-step medians, issue 16) are therefore scaled so that they
+  sum to trace_coverage × step_s_median: each phase keeps its median share of
+  the traced step, and the untraced median is the one statistic of step time.
+  """
   ph = trusted_phases(rec)
   if ph is None:
     return None
-  f = scale(rec)
-  return {k: v * f for k, v in ph.items() if v is not None}
+  ph = {k: v for k, v in ph.items() if v is not None}
+  total, cov, step = sum(ph.values()), rec.get('trace_coverage'), rec.get('step_s_median')
+  if 'trace_overhead' in rec and total > 0 and cov is not None and step:
+    f = cov * step / total
+  else:
+    f = scale(rec)
+  return {k: v * f for k, v in ph.items()}
 
 
 def alone_vs_profiled(rec: dict) -> list[dict]:

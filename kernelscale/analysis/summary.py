@@ -57,6 +57,20 @@ def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
   return sorted(rows, key=lambda x: (x['padding'], x['k'], order.get(x['block'], 99)))
 
 
+def epochs(ok: Sequence[dict]) -> list[dict]:
+  """Per point: the projected epoch (steps per epoch × median step) and, where trained, the measured one."""
+  out = []
+  for r in ok:
+    if not r.get('steps_per_epoch') or r.get('step_s_median') is None:
+      continue
+    proj = r['steps_per_epoch'] * r['step_s_median']
+    meas = r['epoch_s'] if r.get('epoch_s_kind') == 'measured' else None
+    out.append({'point': r.get('point'), 'padding': r.get('padding'), 'k': r.get('kernel_size'),
+                'epoch_s_projected': proj, 'epoch_s_measured': meas,
+                'measured_over_projected': meas / proj if meas else None})
+  return out
+
+
 def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
   """The whole analysis of a run, as written to analysis.json.
 
@@ -117,6 +131,7 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),
       'merged': repeats.merged_fields(ok),
+      'epochs': epochs(ok),
   }
   result['profile'] = profile.summary(ok)
   result['claims'] = claims.verdicts(ok, groups, fits, roof)

@@ -372,7 +372,7 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
   head = ok[0] if ok else (recs[0] if recs else {})
   lines = ['# Why does training time grow with kernel size?', '', '## Question', '', QUESTION, '',
            '## Answer', ''] + _plain(result) + ['In numbers: ' + ' '.join(result['answer']),
-                                               ''] + _algo_caution(ok) + trust.profile_lines(result) + [
+                                               ''] + _algo_caution(ok) + [
            '## Measurements', '',
            f'`{head.get("experiment")}` on {head.get("platform")} ({head.get("device_kind")}), '
            f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
@@ -380,13 +380,13 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
            f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '']
   lines += _paragraphs(notes.platform_notes(recs))
   lines += conv_algo_notes(recs) + ['',
-           markdown_table(recs), '', roofline_table(recs, result), '',
+           markdown_table(recs), ''] + trust.epoch_lines(result) + [roofline_table(recs, result), '',
            '## Verdicts on the usual explanations', '',
            '| # | claim | verdict | deciding numbers |', '|---|---|---|---|']
   for c in result['claims']:
     lines.append(f'| {c["id"]} | **{_md_cell(c.get("name", ""))}**: {_md_cell(c["claim"])} | '
                  f'**{c["verdict"]}** | {_md_cell(c["evidence"])} |')
-  lines += ['', '## Plots', '']
+  lines += [''] + trust.profile_lines(result) + ['## Plots', '']
   for name, path in figures.items():
     if path:
       lines += [f'![{PLOT_CAPTIONS[name]}]({os.path.basename(path)})', '',

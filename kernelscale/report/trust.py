@@ -35,3 +35,16 @@ def profile_lines(result: dict) -> list[str]:
           'that waits does not take the time of one that runs. Phases are used only at points '
           'whose coverage is 0.8–1.2. A conv phase timed alone (`conv_alone_s`) is set beside '
           'its profiled time; a ratio past 1.3× either way is flagged.', ''] + cells + ['']
+
+
+def epoch_lines(result: dict) -> list[str]:
+  """Measured epochs beside their projection (analysis.json `epochs`); [] when none was trained."""
+  got = [e for e in result.get('epochs') or [] if e.get('epoch_s_measured')]
+  if not got:
+    return ['Epoch s in the table is projected (steps per epoch × median step, compile '
+            'excluded): this run did not train a real epoch.', '']
+  return ['Epochs, measured against the projection (steps per epoch × median step): ' + '; '.join(
+      f'{e["padding"]} k={e["k"]} {e["epoch_s_measured"]:.1f} s measured, '
+      f'{e["epoch_s_projected"]:.1f} s projected (×{e["measured_over_projected"]:.2f})'
+      for e in got) + '.', '']
+

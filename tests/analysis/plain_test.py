@@ -110,7 +110,10 @@ def test_profile_trust_and_alone_ratio():
          'trace_step_s_median': 0.025, 'trace_coverage': 0.97, 'trace_overhead': 1.25,
          'phase_s': {'conv2/forward': 0.005, 'conv2/backward_input': 0.01, 'other/all': 0.01},
          'conv_alone_s': {'conv2/forward': 0.004, 'conv2/backward_input': 0.004}}
-  assert profile.scaled_phases(rec)['conv2/forward'] == pytest.approx(0.004)
+  # Each phase keeps its share of the traced step; they sum to coverage x untraced median.
+  assert profile.scaled_phases(rec)['conv2/forward'] == pytest.approx(0.005 / 0.025 * 0.97 * 0.02)
+  assert sum(profile.scaled_phases(rec).values()) == pytest.approx(0.97 * 0.02)
+  rec['conv_alone_s']['conv2/forward'] = 0.00388
   got = {a['phase']: a for a in profile.alone_vs_profiled(rec)}
   assert got['conv2/forward']['ratio'] == pytest.approx(1.0) and not got['conv2/forward']['flagged']
   assert got['conv2/backward_input']['flagged']  # 8 ms profiled against 4 ms alone
