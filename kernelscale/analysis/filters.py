@@ -85,6 +85,9 @@ def verdict(m: dict, words: tuple[str, str, str]) -> tuple[str, str, dict]:
   big = e['exponent'] >= WIDTH_EXPONENT
   multiplies = mult is not None and mult > GROWS
   got = HOLDS if big and multiplies else PARTLY if big or multiplies else NOT_HOLD
+  close = e['exponent_se'] is not None and abs(e['exponent'] - WIDTH_EXPONENT) < e['exponent_se']
+  if close:
+    got = 'inconclusive'  # claims.INCONCLUSIVE: the exponent is within one SE of its threshold
   se = f' ± {e["exponent_se"]:.2f}' if e['exponent_se'] is not None else ''
   grow = ', '.join(f'{f}: {v * 1e3:+.1f} ms' for f, v in m['growth_s'].items())
   exps = ', '.join(f'k={k}: {v["exponent"]:.2f}' for k, v in m['width_exponent'].items())
@@ -94,5 +97,6 @@ def verdict(m: dict, words: tuple[str, str, str]) -> tuple[str, str, dict]:
         f'k={m["k_to"]}: {grow} ({"×" + format(mult, ".2f") if mult else "no growth"} from the narrowest to the widest for ×'
         f'{m["product_multiplier"]:.0f} the c_in·c_out). Rule: holds if e ≥ '
         f'{WIDTH_EXPONENT} at the largest k AND the width multiplies the growth in k '
-        f'(>×{GROWS}); partly if one; does not hold if neither.')
+        f'(>×{GROWS}); partly if one; does not hold if neither; inconclusive when e lies within '
+        'one standard error of its threshold.')
   return got, ev, dict(m, measured=True)

@@ -189,3 +189,13 @@ def test_answer_says_when_other_load_inflated_the_step_times(fixture_run):
   for share, said in ((claims.CONTENDED_SHARE, True), (claims.CONTENDED_SHARE - 1e-4, False)):
     edge = [dict(r, other_cpu_share=share) for r in recs]
     assert ('other processes' in summary.analyze(edge, ceil)['answer'][0]) == said
+
+
+def test_claim2_is_inconclusive_within_one_standard_error_of_its_threshold(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  rs = _widths(recs, 2.0)  # step ∝ (c_in·c_out)^0.5: on the threshold
+  for r in rs:
+    if r['features'] == '32,64':
+      r['step_s_median'] *= 1.3  # scatter, so the exponent has a standard error
+  res = summary.analyze(rs, ceil)['claims'][1]
+  assert res['verdict'] == 'inconclusive' and 'standard error' in res['evidence']
