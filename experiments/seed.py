@@ -2,7 +2,8 @@
 
 Run:    python run.py                       (this is the default experiment)
         python run.py --config=experiments/seed.py:quick   (tests: 2 tiny points)
-Takes:  about 60 s on a 2-core CPU (quick: a few seconds).
+        python run.py --config=experiments/seed.py:careful (every point timed 3 times, interleaved)
+Takes:  about 90 s on a 2-core CPU (quick: a few seconds; careful: about 4 min).
 
 FIELDS is the one table of config fields: get_config() builds the config from
 it, and `python run.py --help` lists it (kernelscale/config_fields.py).
@@ -18,6 +19,8 @@ FIELDS = (
     ('kernel_sizes', (3, 5, 7, 9), 'kernel sizes k (k×k convs) to measure, e.g. 3,5,7'),
     ('paddings', ('SAME', 'VALID'), 'conv paddings to measure: SAME and/or VALID'),
     ('batch_size', 128, 'examples per train step'),
+    ('features', None, "conv widths, e.g. '16,32;32,64' (experiments/filters.py); None: the model's"),
+    ('repeats', 1, 're-time every point this many times, interleaved (:careful gives 3)'),
     ('dtype', 'float32', 'float32 | bfloat16 | float16'),
     ('precision', 'default', 'default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)'),
     ('learning_rate', 1e-3, 'Adam learning rate'),
@@ -38,7 +41,8 @@ FIELDS = (
     ('warmup_steps', 3, 'untimed steps after compile, before timing'),
     ('timed_steps', 15, 'timed steps per point (median, p10, p90)'),
     ('profile', True, 'trace a window of steps to <workdir>/tensorboard/<point>/'),
-    ('profile_steps', 3, 'steps traced, after warm-up and timing'),
+    ('profile_steps', 7, 'steps traced, after warm-up and timing (medians; outliers dropped)'),
+    ('conv_alone', True, 'profiled points: time each conv phase alone beside the profile'),
 )
 
 
@@ -53,6 +57,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size = 8
     c.warmup_steps = 1
     c.timed_steps = 3
+    c.conv_alone = False
+  elif arg == 'careful':
+    # Three interleaved re-timings of every point: confidence intervals for the
+    # exponents and "inconclusive" verdicts near a threshold (~3 min on 2 cores).
+    c.repeats = 3
   elif arg:
-    raise ValueError(f'experiments/seed.py: unknown argument {arg!r}; use "quick" or nothing')
+    raise ValueError(f'experiments/seed.py: unknown argument {arg!r}; use "quick", "careful" '
+                     'or nothing')
   return c

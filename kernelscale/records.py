@@ -15,7 +15,7 @@ from typing import Sequence
 
 # Fields that, when they differ between records, make separate fit groups.
 GROUP_FIELDS = ('model', 'batch_size', 'dtype', 'xla_flags', 'data', 'cpu_conv', 'conv_algo',
-                'variant', 'n_devices', 'batch_scaling')
+                'variant', 'n_devices', 'batch_scaling', 'features')
 CEILINGS_FILE = 'ceilings.json'  # beside results.jsonl: measure.ceilings' cache per device
 # What hlo_labels.conv_impl writes for a convolution XLA:CPU runs as its own loop.
 UNOPTIMIZED_CPU_CONV = 'XLA CPU unoptimized loop'

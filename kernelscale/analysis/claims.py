@@ -14,24 +14,24 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.analysis import comm
+from kernelscale.analysis import clauses, comm, filters, profile
 from kernelscale.net import flops, shapes
 
 
 HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED = 'holds', 'partly holds', 'does not hold', 'not measured'
-VOCABULARY = (HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED)
+# A deciding number within one standard error of its threshold decides nothing.
+INCONCLUSIVE = 'inconclusive'
+VOCABULARY = (HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED, INCONCLUSIVE)
 EXPONENT_TOL = 0.5      # "grows like k²": exponent within 2 ± this
 DOMINANT_SHARE = 0.5    # a part that is at least half of the step dominates it
 GROWS = 1.05            # a ratio above this counts as growth (5% margin for noise)
 MEMORY_GROWS = 1.5      # "uses more memory": at least 1.5x from smallest to largest k
-# From this share of the CPU taken by other processes while a point's steps were timed
-# (record field other_cpu_share), its step time is reported as possibly inflated.
-CONTENDED_SHARE = 0.10
+CONTENDED_SHARE = clauses.CONTENDED_SHARE
 OPT_HOLDS, OPT_PARTLY = 0.5, 0.1  # optimizer share of the step-time growth
 # Profiled phase times are used only when the trace attributes between these
-# shares of the step (trace_coverage): a thinner trace, or a traced window that
-# ran much slower than the timed steps, gives shares that mislead.
-MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = 0.8, 1.2
+# shares of its own steps' wall time (trace_coverage; analysis/profile.py).
+MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = profile.MIN_TRACE_COVERAGE, profile.MAX_TRACE_COVERAGE
+trusted_phases = profile.trusted_phases
 
 CLAIMS = {
     1: 'Work per output position grows with k² ("9 operations for 3×3, 25 for 5×5").',
@@ -44,8 +44,8 @@ CLAIMS = {
 
 
 def features_of(rec: dict):
-  """The conv widths of a record's model, or None for a model not defined here."""
-  return shapes.features_of(rec.get('model'))
+  """The conv widths of a record (config.features), else of its model; None if unknown."""
+  return filters.widths(rec) or shapes.features_of(rec.get('model'))
 
 
 def input_hw_c(rec: dict) -> tuple[int, int]:
@@ -125,6 +125,13 @@ def claim_k_squared(groups, fits, g) -> dict:
   tp_lo, tp_hi = taps_per_position(lo), taps_per_position(hi)
   work_k2, time_k2 = abs(we - 2) <= EXPONENT_TOL, abs(te - 2) <= EXPONENT_TOL
   verdict = HOLDS if work_k2 and time_k2 else PARTLY if work_k2 or time_k2 else NOT_HOLD
+  boot = (fits.get(g, {}).get('bootstrap') or {}).get('step_exponent') or {}
+  se = boot.get('se') or (fits.get(g, {}).get('power_k', {}).get('step_s_median') or {}).get(
+      'exponent_se')
+  edge = 2 - EXPONENT_TOL if te < 2 else 2 + EXPONENT_TOL
+  close = se is not None and abs(te - edge) < se
+  if close:
+    verdict = INCONCLUSIVE
   kr = (hi['kernel_size'] / lo['kernel_size']) ** 2
   taps = (f'real taps per output position {tp_lo:.1f} at k={lo["kernel_size"]} → {tp_hi:.1f} at '
           f'k={hi["kernel_size"]} (×{tp_hi / tp_lo:.2f}; k² gives ×{kr:.2f}, padding taps are '
@@ -132,17 +139,13 @@ def claim_k_squared(groups, fits, g) -> dict:
   ev = (f'{g}: {taps}conv FLOPs ∝ k^{_fmt_exp(fits, g, "analytic_conv_flops")}, step time ∝ '
         f'k^{_fmt_exp(fits, g, "step_s_median")} (step ×'
         f'{hi["step_s_median"] / lo["step_s_median"]:.2f}). Rule: holds if both exponents are '
-        f'within 2 ± {EXPONENT_TOL}, partly if one is.')
+        f'within 2 ± {EXPONENT_TOL}, partly if one is; inconclusive when the step-time exponent '
+        'lies within one standard error of its threshold'
+        + (f' (here {te:.2f} ± {se:.2f}{" by bootstrap over repeats" if boot else ""} against '
+           f'{edge:.1f})' if close else '') + '.')
   return _claim(1, verdict, ev, {'group': g, 'conv_flops_exponent': we, 'step_time_exponent': te,
+                                 'step_time_exponent_se': se, 'threshold': edge,
                                  'taps_per_position': [tp_lo, tp_hi], 'k2_ratio': kr})
-
-
-def trusted_phases(rec: dict) -> dict | None:
-  """phase_s when present and its trace_coverage (if recorded) is in range."""
-  ph, cov = rec.get('phase_s'), rec.get('trace_coverage')
-  if not ph or (cov is not None and not MIN_TRACE_COVERAGE <= cov <= MAX_TRACE_COVERAGE):
-    return None
-  return ph
 
 
 def _phase_share(rec: dict, prefix: str) -> float | None:
@@ -154,11 +157,15 @@ def _phase_share(rec: dict, prefix: str) -> float | None:
   return part / total if total else None
 
 
-def claim_filters(groups, g) -> dict:
+def claim_filters(groups, g, ok=()) -> dict:
   """2 does not hold when the conv layers are under half of the step (time share
   from phase_s when profiled, else FLOP share); holds when the filter product
   c_in·c_out changes along with k; partly holds when it multiplies the dominant
   work but stays fixed as k grows (so it sets the size, not the growth)."""
+  m = filters.measured(ok)
+  if m is not None:
+    return _claim(2, *filters.verdict(m, (HOLDS, PARTLY, NOT_HOLD)))
+
   if g is None:
     return _claim(2, NOT_MEASURED, 'needs at least two kernel sizes in one group', {})
   lo, hi = _ends(groups[g])
@@ -178,7 +185,9 @@ def claim_filters(groups, g) -> dict:
   share, basis = (time_share, 'time') if time_share is not None else (flop_share[1], 'FLOP')
   thin = hi.get('phase_s') and time_share is None  # profiled, but trace_coverage out of range
   changes = any(abs(b / a - 1) > GROWS - 1 for a, b in zip(*mults) if a)
-  verdict = NOT_HOLD if share < DOMINANT_SHARE else HOLDS if changes else PARTLY
+  # Without a filters axis the widths never vary: the shares below say how big the
+  # filters' work is, not whether more filters multiply it (issue 16).
+  verdict = NOT_MEASURED
   names = [l.name for l in conv_shapes(lo)]
   mult_txt = ', '.join(f'{n} {a:.0f}→{b:.0f}' for n, a, b in zip(names, *mults))
   ev = (f'{g}: MACs per real tap per output position (c_in·c_out) from k={lo["kernel_size"]} '
@@ -188,9 +197,11 @@ def claim_filters(groups, g) -> dict:
            if time_share is not None else '')
         + (f' (profile not used: trace_coverage {hi.get("trace_coverage"):.0%} outside '
            f'{MIN_TRACE_COVERAGE:.0%}–{MAX_TRACE_COVERAGE:.0%})' if thin else '')
-        + f'. Rule: does not hold if conv is < {DOMINANT_SHARE:.0%} of the step ({basis} share); '
-          'holds if c_in·c_out changes with k; partly holds if it multiplies the dominant work '
-          'but is the same at every k (it sets the size of the work, not its growth).')
+        + f' ({basis} share; c_in·c_out {"changes" if changes else "is the same"} at every k). '
+          'This run never varies the filters, so the claim is not measured: '
+          f'`{filters.COMMAND}` times three widths at k = 3, 5, 7. Rule: holds if step '
+          f'time ∝ (c_in·c_out)^e with e ≥ {filters.WIDTH_EXPONENT} at the largest k AND the '
+          'growth in k is multiplied by the width; partly if one; does not hold if neither.')
   return _claim(2, verdict, ev, {'group': g, 'filter_products': mults,
                                  'conv_flop_share': flop_share, 'conv_time_share': time_share})
 
@@ -198,7 +209,7 @@ def claim_filters(groups, g) -> dict:
 def claim_pooling(groups) -> dict:
   """3 holds when post-pool activations grow with k in every padding, partly
   holds in some, does not hold in none."""
-  rows, grows = [], []
+  rows, grows, ratios = [], [], []
   for g, rs in groups.items():
     if len({r['kernel_size'] for r in rs}) < 2:
       continue
@@ -211,6 +222,7 @@ def claim_pooling(groups) -> dict:
     dl = sum(v for k, v in lo.get('analytic_phase_flops', {}).items() if k.startswith('dense'))
     dh = sum(v for k, v in hi.get('analytic_phase_flops', {}).items() if k.startswith('dense'))
     grows.append(ph > GROWS * pl)
+    ratios.append((g, ph / pl))
     sizes = lambda ls: ', '.join(f'{l.name} {l.pooled_hw}×{l.pooled_hw}×{l.c_out}' for l in ls)
     rows.append(f'{g}: post-pool activations per example k={lo["kernel_size"]} [{sizes(sl)}] = '
                 f'{pl} → k={hi["kernel_size"]} [{sizes(sh)}] = {ph} (×{ph / pl:.2f}); dense-layer '
@@ -220,7 +232,9 @@ def claim_pooling(groups) -> dict:
   verdict = HOLDS if all(grows) else PARTLY if any(grows) else NOT_HOLD
   ev = ('; '.join(rows) + '. Every 2×2 pool still divides positions by 4. Rule: holds if '
         f'post-pool activations grow (>×{GROWS}) with k in every padding, partly in some.')
-  return _claim(3, verdict, ev, {'grows_per_group': grows})
+  return _claim(3, verdict, ev, {'grows_per_group': grows,
+                                 'activation_groups': [g for g, _ in ratios],
+                                 'activation_ratios': [v for _, v in ratios]})
 
 
 def claim_memory(groups, fits, g, roof) -> dict:
@@ -254,18 +268,11 @@ def claim_memory(groups, fits, g, roof) -> dict:
 
 
 def optimizer_s(rec: dict) -> tuple[float | None, str | None]:
-  """Optimizer seconds per step: the profiled phase, else the update timed alone.
+  """Optimizer seconds per step from one source at every k: the Adam update timed alone.
 
-  The profiled figure is the optimizer's share of all profiled phase time times
-  the unprofiled median step: tracing slows the steps it records, and on CPU
-  phases from several threads overlap, so raw phase seconds and step_s_median
-  are not on one scale.
+  The profile's optimizer/update phase is not mixed in: a profile share and a
+  separate timing are two methods, and a claim compares one k with another.
   """
-  ph = trusted_phases(rec) or {}
-  total = sum(v for v in ph.values() if v)
-  if ph.get('optimizer/update') is not None and total > 0:
-    return (ph['optimizer/update'] / total * rec['step_s_median'],
-            'profiled phase optimizer/update, as its share of the step')
   if rec.get('optimizer_update_s') is not None:
     return rec['optimizer_update_s'], 'update timed alone (optimizer_update_s)'
   return None, None
@@ -280,7 +287,7 @@ def claim_optimizer(groups, g) -> dict:
   lo, hi = _ends(groups[g])
   (ol, src), (oh, _) = optimizer_s(lo), optimizer_s(hi)
   if ol is None or oh is None:
-    return _claim(5, NOT_MEASURED, f'{g}: neither phase_s nor optimizer_update_s recorded', {})
+    return _claim(5, NOT_MEASURED, f'{g}: optimizer_update_s not recorded', {})
   sl, sh = lo['step_s_median'], hi['step_s_median']
   d_step, d_opt = sh - sl, oh - ol
   share = d_opt / d_step if d_step > 0 else None
@@ -292,7 +299,7 @@ def claim_optimizer(groups, g) -> dict:
             else 'the step did not get longer, so there is no growth to explain')
   ev = (f'{g} ({src}): optimizer {ol * 1e3:.2f} ms = {ol / sl:.1%} of the step at '
         f'k={lo["kernel_size"]} → {oh * 1e3:.2f} ms = {oh / sh:.1%} at k={hi["kernel_size"]}; '
-        f'step {sl * 1e3:.1f} → {sh * 1e3:.1f} ms, optimizer +{d_opt * 1e3:.2f} ms, so {growth}. '
+        f'step {sl * 1e3:.1f} → {sh * 1e3:.1f} ms, optimizer {d_opt * 1e3:+.2f} ms, so {growth}. '
         f'Rule: holds if ≥{OPT_HOLDS:.0%} of the growth, partly if ≥{OPT_PARTLY:.0%}. Steps to '
         'converge are not measured here (time per step only).')
   return _claim(5, verdict, ev, {'group': g, 'optimizer_s': [ol, oh], 'step_s': [sl, sh],
@@ -310,7 +317,7 @@ def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:
     [{id, claim, verdict, evidence, numbers}] for claims 1 to 5.
   """
   g = primary_group(groups)
-  return [claim_k_squared(groups, fits, g), claim_filters(groups, g), claim_pooling(groups),
+  return [claim_k_squared(groups, fits, g), claim_filters(groups, g, ok), claim_pooling(groups),
           claim_memory(groups, fits, g, _model_roof(groups, g, roof)), claim_optimizer(groups, g)
           ] + comm.claim(ok)  # the sixth, on runs with a devices axis only (analysis/comm.py)
 
@@ -344,40 +351,6 @@ def _gap_clause(groups, fits, g) -> str:
   return f'; time grows faster than FLOPs because each FLOP costs more at large k ({rate})'
 
 
-# A step that faulted in at least this share of its scratch buffer's pages was
-# paying glibc's mmap-per-block for it (measure.host.configure_malloc).
-FAULTED_SHARE = 0.5
-
-
-def _faults_clause(rs) -> str:
-  """'' unless the steps re-faulted their scratch buffer every step (malloc=system)."""
-  hit = [r for r in rs if r.get('malloc_mode') != 'retain' and r.get('minor_faults_per_step')
-         and r.get('temp_bytes')
-         and r.get('page_bytes')
-         and r['minor_faults_per_step'] * r['page_bytes'] >= FAULTED_SHARE * r['temp_bytes']]
-  if not hit:
-    return ''
-  f = sorted(r['minor_faults_per_step'] for r in hit)
-  return (f'; in {len(hit)} of {len(rs)} points each step also page-faulted its XLA scratch buffer '
-          f'in again ({f[0]:,.0f}–{f[-1]:,.0f} minor faults per step, a cost that barely grows '
-          'with k), which config.malloc=retain removes')
-
-
-def _load_clause(rs) -> str:
-  """'' unless other processes took a share of the CPU while some of these points were timed."""
-  hit = [r['other_cpu_share'] for r in rs
-         if (r.get('other_cpu_share') or 0) >= CONTENDED_SHARE]
-  if not hit:
-    return ''
-  share = (f'{min(hit):.0%}' if f'{min(hit):.0%}' == f'{max(hit):.0%}'
-           else f'{min(hit):.0%}–{max(hit):.0%}')
-  which = ('this point was' if len(rs) == 1 else
-           f'{len(hit)} of these {len(rs)} points {"was" if len(hit) == 1 else "were"}')
-  return (f'; but other processes took {share} of the CPU while {which} timed, so '
-          f'{"its" if len(rs) == 1 else "their"} step times may be inflated (rerun on a quiet '
-          'machine)')
-
-
 def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   """At most three sentences answering the question with this run's numbers."""
   g = primary_group(groups)
@@ -393,7 +366,7 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
         f'k^{_fmt_exp(fits, g, "step_s_median")}) while XLA counts ×'
         f'{(hi.get("xla_flops") or 0) / (lo.get("xla_flops") or 1):.2f} more FLOPs (∝ '
         f'k^{_fmt_exp(fits, g, "xla_flops")})' + _gap_clause(groups, fits, g)
-        + _faults_clause(groups[g]) + _load_clause(groups[g]) + '.')
+        + clauses.faults_clause(groups[g]) + clauses.load_clause(groups[g]) + '.')
   fr = [p['achieved_fraction'] for p in roof if p.get('achieved_fraction') is not None]
   bounds = [p['bound'] for p in roof if p.get('bound')]
   if fr:
@@ -404,7 +377,8 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
     s2 = 'No device ceilings were measured, so no roofline bound is given.'
   by: dict[str, list[str]] = {}
   for c in claim_list:
-    by.setdefault(c['verdict'], []).append(str(c['id']))
+    by.setdefault(c['verdict'], []).append(f'{c["id"]} ({c["name"]})' if c.get('name')
+                                           else str(c['id']))
   s3 = ('Verdicts on the five usual explanations — ' + '; '.join(
       f'{v}: {", ".join(by[v])}' for v in VOCABULARY if v in by) + ' (details below).')
   return [s1, s2, s3]
@@ -445,4 +419,4 @@ def design_sentence(rows: Sequence[dict]) -> str | None:
   if loop:
     lead += (f'; {", ".join(loop)} ran a convolution as XLA\'s unoptimized loop, which inflates '
              'its time (see Measurements)')
-  return lead + _load_clause(compared) + ' (table under "Same receptive field, other designs").'
+  return lead + clauses.load_clause(compared) + ' (table under "Same receptive field, other designs").'

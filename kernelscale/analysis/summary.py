@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kernelscale import records
-from kernelscale.analysis import claims
+from kernelscale.analysis import claims, plain, profile, repeats
 from kernelscale.analysis.fits import OVERHEAD_FACTOR, group_fits, group_points, linear_fit, roofline
 from kernelscale.analysis.predict import MODEL_WORDS, _where_all, choose_model, leave_one_out
 from kernelscale.net import shapes
@@ -57,6 +57,20 @@ def same_receptive_field(ok: Sequence[dict]) -> list[dict]:
   return sorted(rows, key=lambda x: (x['padding'], x['k'], order.get(x['block'], 99)))
 
 
+def epochs(ok: Sequence[dict]) -> list[dict]:
+  """Per point: the projected epoch (steps per epoch × median step) and, where trained, the measured one."""
+  out = []
+  for r in ok:
+    if not r.get('steps_per_epoch') or r.get('step_s_median') is None:
+      continue
+    proj = r['steps_per_epoch'] * r['step_s_median']
+    meas = r['epoch_s'] if r.get('epoch_s_kind') == 'measured' else None
+    out.append({'point': r.get('point'), 'padding': r.get('padding'), 'k': r.get('kernel_size'),
+                'epoch_s_projected': proj, 'epoch_s_measured': meas,
+                'measured_over_projected': meas / proj if meas else None})
+  return out
+
+
 def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
   """The whole analysis of a run, as written to analysis.json.
 
@@ -73,9 +87,14 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
     design against the plain conv at the same k), claims, answer, n_ok,
     n_records}.
   """
-  ok = records.ok_records(recs)
+  # Re-timings of one point (config.repeats) become one record: median of the repeats.
+  ok = repeats.collapse(records.ok_records(recs))
   groups = group_points(ok)
   fits = {g: group_fits(rs) for g, rs in groups.items()}
+  for g, rs in groups.items():
+    boot = repeats.bootstrap(rs)
+    if boot:
+      fits[g]['bootstrap'] = boot
   for g, rs in group_points(ok, pooled=True).items():
     if len({r['padding'] for r in rs}) > 1:
       xs = [(r['xla_flops'], r['step_s_median']) for r in rs if r.get('xla_flops')]
@@ -111,10 +130,17 @@ def analyze(recs: Sequence[dict], ceilings: dict | None = None) -> dict:
       'same_receptive_field': same_receptive_field(ok),
       'overhead_factor': OVERHEAD_FACTOR,
       'n_ok': len(ok), 'n_records': len(recs),
+      'merged': repeats.merged_fields(ok),
+      'epochs': epochs(ok),
   }
+  result['profile'] = profile.summary(ok)
   result['claims'] = claims.verdicts(ok, groups, fits, roof)
+  for c in result['claims']:
+    c['name'] = plain.CLAIM_NAMES[c['id']]
   result['answer'] = claims.answer(ok, groups, fits, roof, result['claims'])
   designs = claims.design_sentence(result['same_receptive_field'])
   if designs:
     result['answer'].append(designs)
+  # The plain answer comes first in report.md and the terminal (analysis/plain.py).
+  result['plain_answer'] = plain.plain_answer(ok, groups, result)
   return result

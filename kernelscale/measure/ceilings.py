@@ -190,3 +190,16 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
                   'shape': (batch_size, layer.in_hw, layer.in_hw, layer.c_in, layer.c_out),
                   'output_shape': tuple(jax.eval_shape(fn, x, w, g).shape)})
   return out
+
+
+def conv_alone_s(features, kernel_size: int, padding: str, batch_size: int, input_hw: int,
+                 channels: int, dtype, budget_s: float = 0.5) -> dict[str, float]:
+  """{'conv2/backward_input': s, ...}: `conv_phases_alone` keyed like a record's phase_s.
+
+  The sweep records it beside a profiled point (record field conv_alone_s) so
+  that each conv phase's profiled time can be checked against it.
+  """
+  return {f'{d["layer"]}/{d["phase"]}': d['seconds']
+          for d in conv_phases_alone(features, kernel_size, padding, batch_size, input_hw,
+                                     channels, dtype, budget_s=budget_s)}
+

@@ -18,8 +18,24 @@ elementary segments, and a segment where n ops are running gives dt/n to each.
 The attributed total is then the union of busy time (never more than the
 step's wall time), and each op's share is the wall time it accounted for.
 On GPU/TPU a stream runs one op at a time, where this reduces to the plain
-sum. Gaps between ops (dispatch, Python, idle threads) are not attributed;
-`trace_coverage` = attributed time per step / step_s_median shows how much.
+sum. Gaps between ops (dispatch, Python, idle threads) are not attributed.
+
+On the CPU host plane, when the trace carries the Eigen pool's
+`ThreadpoolListener` regions, time is attributed by what each thread actually
+executes (`thread_split`): a thread is busy with an op while that op's own
+event runs on it, and with an op's pool tasks while a region that the op
+scheduled (the region's `_c` flow id is the `_p` of a `Record` made inside the
+op, or inside a region the op scheduled) runs on it. An async op's launch-to-
+`end:` span is then no longer counted as busy: an op whose completion waits
+behind another op's work (e.g. a small dot waiting while a slow conv loop holds
+the pool) gets only the time its threads ran it. Each elementary segment of
+wall time is shared equally by the threads busy in it.
+
+Per traced step (its StepTraceAnnotation window): phases and the attributed
+time. `summarize_steps` drops outlier steps (wall time over OUTLIER_FACTOR x
+the traced median), takes per-phase medians over the rest, and gives
+`trace_coverage` = the median of attributed / the step's own wall time, and
+`trace_overhead` = traced median / untraced median.
 """
 from __future__ import annotations
 
@@ -35,9 +51,13 @@ import jax
 import numpy as np
 
 from kernelscale.measure import hlo, hlo_labels, trace_export
+# The time split itself (pure Python): re-exported, as tests and benchmarks use them here.
+from kernelscale.measure.attribution import (  # pylint: disable=unused-import
+    OUTLIER_FACTOR, UNOWNED, _thread_segments, split_time, summarize_steps, thread_split)
 
 
 STEP_NAME = 'train'
+
 HLO_NAME = 'optimized_hlo.txt'
 _DEVICE_PREFIXES = ('/device:GPU:', '/device:TPU:')
 
@@ -128,39 +148,8 @@ def op_events(profile, module_name: str | None = None):
   return [], None, f'trace has no per-op (hlo_op) events on any plane (planes: {names})'
 
 
-def split_time(intervals: list[tuple[str, float, float]]) -> dict[str, float]:
-  """Wall time of overlapping intervals, each segment shared equally by the ops running.
-
-  Args:
-    intervals: (key, start, end).
-
-  Returns:
-    {key: time}; the values sum to the union of the intervals.
-  """
-  points = []
-  for i, (_, s, e) in enumerate(intervals):
-    if e > s:
-      points.append((s, 1, i))
-      points.append((e, -1, i))
-  points.sort()
-  out: dict[str, float] = collections.defaultdict(float)
-  active: set[int] = set()
-  last = None
-  for t, kind, i in points:
-    if active and last is not None and t > last:
-      share = (t - last) / len(active)
-      for j in active:
-        out[intervals[j][0]] += share
-    if kind == 1:
-      active.add(i)
-    else:
-      active.discard(i)
-    last = t
-  return dict(out)
-
-
-def step_annotations(profile) -> list[float]:
-  """Durations (s) of the StepTraceAnnotation events on the host, in step order."""
+def step_windows(profile) -> list[tuple[float, float]]:
+  """(start_ns, end_ns) of the StepTraceAnnotation events on the host, in step order."""
   out = []
   for p in profile.planes:
     if p.name != '/host:CPU':
@@ -168,8 +157,14 @@ def step_annotations(profile) -> list[float]:
     for line in p.lines:
       for ev in line.events:
         if ev.name == STEP_NAME and 'step_num' in _stats(ev):
-          out.append((int(_stats(ev)['step_num']), ev.duration_ns * 1e-9))
-  return [d for _, d in sorted(out)]
+          out.append((int(_stats(ev)['step_num']), float(ev.start_ns),
+                      float(ev.start_ns + ev.duration_ns)))
+  return [(s, e) for _, s, e in sorted(out)]
+
+
+def step_annotations(profile) -> list[float]:
+  """Durations (s) of the StepTraceAnnotation events on the host, in step order."""
+  return [(e - s) * 1e-9 for s, e in step_windows(profile)]
 
 
 def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -> dict:
@@ -182,34 +177,56 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
     steps: steps in the window (used when events carry no run id).
 
   Returns:
-    {'phase_s': {label: s/step} or None, 'attributed_s': s/step or None,
-     'summed_s': plain sum of op durations per step or None,
-     'plane': plane used, 'steps_seen': int, 'notes': [...]}
+    {'phase_s': {label: s/step} (per-label median over the steps) or None,
+     'attributed_s': their sum or None, 'summed_s': plain sum of op durations
+     per step or None, 'plane': plane used, 'steps_seen': int, 'method':
+     'threads' (per-thread busy time) or 'overlap split', 'per_step': [{label:
+     s}] per traced step or None, 'step_wall_s': each step's annotation (s)
+     or None, 'notes': [...]}
   """
   events, plane, note = op_events(profile, module.name or None)
   if not events:
     return {'phase_s': None, 'attributed_s': None, 'summed_s': None, 'plane': None,
-            'steps_seen': 0, 'notes': [note]}
+            'steps_seen': 0, 'method': None, 'per_step': None, 'step_wall_s': None,
+            'notes': [note]}
   notes = []
-  by_run: dict = collections.defaultdict(list)
-  for op, s, e, run in events:
-    by_run[run].append((op, s, e))
-  # One run id per executed step; without run ids, the whole window is one group.
-  n = len(by_run) if None not in by_run else steps
-  per_op: dict[str, float] = collections.defaultdict(float)
-  for group in by_run.values():
-    for op, t in split_time(group).items():
-      per_op[op] += t * 1e-9
-  unknown = sorted(op for op in per_op if op not in labels)
+  windows = step_windows(profile) if plane == '/host:CPU' else []
+  group = next(p for p in profile.planes if p.name == plane)
+  segments = _thread_segments(group, module.name or None) if windows else None
+  per_op_steps: list[dict[str, float]] = []
+  if segments is not None:
+    method = 'threads'
+    for s, e in windows:
+      per_op_steps.append({op: t * 1e-9 for op, t in thread_split(segments, s, e).items()})
+  else:
+    method = 'overlap split'
+    by_run: dict = collections.defaultdict(list)
+    for op, s, e, run in events:
+      by_run[run].append((op, s, e))
+    if None in by_run:  # without run ids, the whole window is one group
+      total = {op: t * 1e-9 / steps for op, t in split_time(by_run[None]).items()}
+      per_op_steps = [total] * steps
+    else:
+      for _, group_ev in sorted(by_run.items(), key=lambda kv: min(s for _, s, _ in kv[1])):
+        per_op_steps.append({op: t * 1e-9 for op, t in split_time(group_ev).items()})
+  n = len(per_op_steps)
+  unknown = sorted({op for d in per_op_steps for op in d if op not in labels and op != UNOWNED})
   if unknown:
     notes.append(f'{len(unknown)} traced ops not in the HLO, counted as other/all: '
                  f'{", ".join(unknown[:5])}')
-  phase: dict[str, float] = collections.defaultdict(float)
-  for op, t in per_op.items():
-    phase[labels.get(op, 'other/all')] += t / n
+  per_step = []
+  for d in per_op_steps:
+    ph: dict[str, float] = collections.defaultdict(float)
+    for op, t in d.items():
+      ph[labels.get(op, 'other/all')] += t
+    per_step.append(dict(ph))
+  names = sorted({k for d in per_step for k in d})
+  phase = {k: float(np.median([d.get(k, 0.0) for d in per_step])) for k in names}
   summed = sum(e - s for _, s, e, _ in events) * 1e-9 / n
-  return {'phase_s': dict(sorted(phase.items())), 'attributed_s': sum(phase.values()),
-          'summed_s': summed, 'plane': plane, 'steps_seen': n, 'notes': notes}
+  wall = [(e - s) * 1e-9 for s, e in windows] if len(windows) == n else None
+  return {'phase_s': phase, 'attributed_s': sum(phase.values()), 'summed_s': summed,
+          'plane': plane, 'steps_seen': n, 'method': method, 'per_step': per_step,
+          'step_wall_s': wall, 'notes': notes}
 
 
 def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
@@ -228,8 +245,11 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     step_s_median: the untraced median step, for trace_coverage.
 
   Returns:
-    (state, fields, notes): fields holds phase_s, trace_coverage, conv_impl,
-    trace_dir, profile_steps, trace_step_s_median, trace_op_sum_s.
+    (state, fields, notes): fields holds phase_s (per-phase medians over the
+    kept traced steps), trace_coverage (median attributed / own wall time),
+    conv_impl, trace_dir, profile_steps, trace_step_s_median (kept steps),
+    trace_op_sum_s, trace_method, trace_overhead (traced / untraced median),
+    trace_dropped_steps, trace_steps_used, trace_step_s.
   """
   module = hlo.parse(compiled_text)
   labels = hlo_labels.op_labels(module)
@@ -240,7 +260,8 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
   fields = {'conv_impl': hlo_labels.conv_impl(module, labels, platform) or None,
             'trace_dir': os.path.relpath(logdir, workdir), 'profile_steps': steps,
             'phase_s': None, 'trace_coverage': None, 'trace_step_s_median': None,
-            'trace_op_sum_s': None}
+            'trace_op_sum_s': None, 'trace_method': None, 'trace_overhead': None,
+            'trace_dropped_steps': None, 'trace_steps_used': None, 'trace_step_s': None}
   notes = []
   try:
     state, _, times, path = trace_steps(step, state, batch, steps, logdir)
@@ -264,10 +285,21 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
   notes += att['notes']
   notes += trace_export.write(logdir, profile, labels, module.name or None)  # layer-named trace
   if att['phase_s'] is not None:
-    fields['phase_s'] = att['phase_s']
     fields['trace_op_sum_s'] = att['summed_s']
-    if step_s_median:
-      fields['trace_coverage'] = att['attributed_s'] / step_s_median
+    fields['trace_method'] = att['method']
+    # Each traced step against its own wall time (its annotation, else the timer).
+    wall = att['step_wall_s'] or (times if len(times) == att['steps_seen'] else None)
+    if wall:
+      summ = summarize_steps(att['per_step'], wall, step_s_median)
+      fields.update(summ)
+      if summ['trace_dropped_steps']:
+        notes.append(f'traced step(s) {summ["trace_dropped_steps"]} dropped from the profile '
+                     f'medians: wall time over {OUTLIER_FACTOR}x the median traced step '
+                     f'({", ".join(f"{w * 1e3:.1f}" for w in summ["trace_step_s"])} ms)')
+    else:
+      fields['phase_s'] = att['phase_s']
+      if step_s_median:
+        fields['trace_coverage'] = att['attributed_s'] / step_s_median
   return state, fields, notes
 
 

@@ -22,8 +22,8 @@ import jaxlib
 
 from kernelscale import records
 from kernelscale.data import source
-from kernelscale.measure import (collectives, distributed, hlo_labels, host, memguard, profiling,
-                                 summaries, timing, training)
+from kernelscale.measure import (ceilings, collectives, distributed, hlo_labels, host, memguard,
+                                 profiling, summaries, timing, training)
 from kernelscale.measure import resume as runstate
 from kernelscale.net import convs, flops, models, shapes, train
 
@@ -47,12 +47,31 @@ class Point:
   dtype: str
   n_devices: int = 1  # data-parallel devices (kernelscale/measure/distributed.py)
   batch_scaling: str = 'strong'
+  features: tuple[int, ...] | None = None  # conv widths; None: the model's own
+  repeat: int = 0                          # which re-timing of the point (config.repeats)
 
   @property
   def name(self) -> str:
-    many = '' if (self.n_devices, self.batch_scaling) == (1, 'strong') else (
-        f'-d{self.n_devices}-{self.batch_scaling}')
-    return f'{self.model}-k{self.kernel_size}-{self.padding}-{self.dtype}-b{self.batch_size}{many}'
+    return (f'{self.model}-k{self.kernel_size}-{self.padding}-{self.dtype}-b{self.batch_size}'
+            + ('' if (self.n_devices, self.batch_scaling) == (1, 'strong')
+               else f'-d{self.n_devices}-{self.batch_scaling}')
+            + (f'-f{"x".join(map(str, self.features))}' if self.features else '')
+            + (f'-r{self.repeat}' if self.repeat else ''))
+
+
+def parse_features(v) -> tuple:
+  """config.features ('16,32;32,64' or None) as a tuple of width tuples, or (None,)."""
+  if v is None or v == '':
+    return (None,)
+  try:
+    out = tuple(tuple(int(x) for x in part.split(',') if x.strip())
+                for part in str(v).split(';') if part.strip())
+  except ValueError:
+    out = ()
+  if not out or any(not f or min(f) < 1 for f in out):
+    raise ConfigError(f'config.features: {v!r} is not widths like "16,32;32,64" (one conv width '
+                      'per layer, several sets separated by ";")')
+  return out
 
 
 def _is_int(v) -> bool:
@@ -166,10 +185,23 @@ def validate(config) -> list[Point]:
       axis = distributed.device_axis(config, jax.device_count(), jax.process_count())
   except distributed.SetupError as e:
     raise ConfigError(str(e)) from None
-  pts = [Point(m, k, p, glob, config.dtype, n_devices=n, batch_scaling=bs)
-         for p, k, (n, bs, glob), m in itertools.product(pads, ks, axis, names)]
+
+  feats = parse_features(config.get('features'))
+  if feats != (None,) and (config.get('conv_algo', 'xla') != 'xla' or any(
+      shapes.block_of(m) != 'plain' for m in names)):
+    raise ConfigError('config.features: widths can be set only for plain models with '
+                      'conv_algo=xla')
+  repeats = config.get('repeats', 1)
+  if not _is_int(repeats) or repeats < 1:
+    raise ConfigError(f'config.repeats: {repeats!r} is not an integer >= 1')
+  # Repeats re-time every point in interleaved order (all points, then all again),
+  # so slow drift of the machine spreads over the points instead of biasing one.
+  pts = [Point(m, k, p, glob, config.dtype, n_devices=n, batch_scaling=bs, features=f,
+               repeat=rep)
+         for rep in range(repeats)
+         for p, k, (n, bs, glob), f, m in itertools.product(pads, ks, axis, feats, names)]
   for pt in pts:
-    features = models.MODELS[pt.model].keywords['features']
+    features = pt.features or models.MODELS[pt.model].keywords['features']
     try:
       shapes.conv_ops(features, pt.kernel_size, pt.padding, *_input_hw_c(spec),
                       block=shapes.block_of(pt.model))
@@ -288,6 +320,8 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   ncls = spec.num_classes
   module = models.build(pt.model, pt.kernel_size, pt.padding, pt.dtype, hw, c,
                         conv_algo=config.get('conv_algo', 'xla')).clone(num_classes=ncls)
+  if pt.features:
+    module = module.clone(features=tuple(pt.features))
   features = module.features
   per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c,
                                 num_classes=ncls, block=module.block)
@@ -374,6 +408,11 @@ def measure_point(pt: Point, config, workdir: str | None = None,
       prof, n3 = {}, [f'profile not written: {type(e).__name__}: {e}']
     rec.update(prof)
     notes += n3
+    if config.get('conv_alone', False) and rec.get('phase_s') and module.block == 'plain' \
+        and not shapes.substituted(rec['conv_algos'].values()):
+      # Each conv phase timed alone, to cross-check its profiled time (analysis/profile.py).
+      rec['conv_alone_s'] = ceilings.conv_alone_s(features, pt.kernel_size, pt.padding,
+                                                  pt.batch_size, hw, c, models.DTYPES[pt.dtype])
   rec['notes'] = notes
   return rec
 
@@ -429,6 +468,8 @@ def run(config, workdir: str, log: Callable[[str], None] = print,
            'block': shapes.block_of(pt.model), 'kernel_size': pt.kernel_size, 'padding': pt.padding,
            'batch_size': pt.batch_size, 'dtype': pt.dtype, 'precision': config.precision,
            'conv_algo': config.get('conv_algo', 'xla'),
+           'features': ','.join(map(str, pt.features)) if pt.features else None,
+           'repeat': pt.repeat,
            'warmup_steps': config.warmup_steps, 'seed': config.seed, 'run_id': run_id}
     rec.update(ctx)
     try:

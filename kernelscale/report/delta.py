@@ -42,7 +42,7 @@ def markdown(ds: list[dict]) -> str:
     for p in phases + [UNATTRIBUTED]:
       lines.append(f'| {p} | ' + ' | '.join(cell(d['phase_delta_s'].get(p, 0.0), d)
                                              for d in cols) + ' |')
-    lines.append('| **step, traced window** | ' + ' | '.join(
+    lines.append('| **step, median** | ' + ' | '.join(
         f'**{d["step_delta_s"] * 1e3:+.1f}**' for d in cols) + ' |')
     lines.append('| step, timed median (for reference) | ' + ' | '.join(
         '—' if d['timed_step_delta_s'] is None else f'{d["timed_step_delta_s"] * 1e3:+.1f}'
@@ -170,9 +170,10 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
   png = plot(ds, os.path.join(workdir, PNG_NAME), recs)
   return ['## Where the extra step time went (delta attribution)', ''] + _algo_switches(recs) + [
           'Change of each traced phase\'s time per step between consecutive kernel sizes, '
-          'in ms (and % of the change of the traced window\'s median step). `unattributed` is '
-          'the change in untraced time (dispatch, gaps between ops), so each column sums to '
-          'the traced step change; the timed median\'s change is shown for reference. Phases '
+          'in ms (and % of the change of the median step). Phases are medians over the traced '
+          'steps, scaled to the untraced median step, from points whose trace covers 80–120% '
+          'of its own steps. `unattributed` is the change in untraced time (dispatch, gaps '
+          'between ops), so each column sums to the step change. Phases '
           'come from the profiler trace mapped to layers through the optimized HLO (`phase_s` '
           'in the records).', '', markdown(ds), '',
           f'![delta attribution]({os.path.basename(png)})', '']

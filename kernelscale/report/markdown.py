@@ -9,7 +9,7 @@ import os
 from kernelscale import records
 from kernelscale.analysis import claims, fits, predict, summary
 from kernelscale.net import shapes
-from kernelscale.report import accuracy, delta, devices, notes
+from kernelscale.report import accuracy, delta, devices, notes, trust
 
 
 def _f(v, fmt: str, scale: float = 1.0) -> str:
@@ -360,12 +360,19 @@ def _algo_caution(ok: list[dict]) -> list[str]:
           'default) to explain `nn.Conv` itself.', '']
 
 
+def _plain(result: dict) -> list[str]:
+  """The plain answer (analysis/plain.py), one paragraph."""
+  pa = (result.get('plain_answer') or {}).get('sentences') or []
+  return [' '.join(pa), ''] if pa else []
+
+
 def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str) -> str:
   """Writes <workdir>/report.md: question, answer, table, verdicts, plots, then the fits."""
   ok = [r for r in recs if r.get('status') == 'ok']
   head = ok[0] if ok else (recs[0] if recs else {})
   lines = ['# Why does training time grow with kernel size?', '', '## Question', '', QUESTION, '',
-           '## Answer', '', ' '.join(result['answer']), ''] + _algo_caution(ok) + [
+           '## Answer', ''] + _plain(result) + ['In numbers: ' + ' '.join(result['answer']),
+                                               ''] + _algo_caution(ok) + [
            '## Measurements', '',
            f'`{head.get("experiment")}` on {head.get("platform")} ({head.get("device_kind")}), '
            f'jax {head.get("jax_version")}, batch {head.get("batch_size")}, {head.get("dtype")}, '
@@ -373,13 +380,13 @@ def write_report_md(recs: list[dict], result: dict, figures: dict, workdir: str)
            f'Step: median of {head.get("steps_timed")} warm blocked steps; compile kept apart.', '']
   lines += _paragraphs(notes.platform_notes(recs))
   lines += conv_algo_notes(recs) + ['',
-           markdown_table(recs), '', roofline_table(recs, result), '',
+           markdown_table(recs), ''] + trust.epoch_lines(result) + [roofline_table(recs, result), '',
            '## Verdicts on the usual explanations', '',
            '| # | claim | verdict | deciding numbers |', '|---|---|---|---|']
   for c in result['claims']:
-    lines.append(f'| {c["id"]} | {_md_cell(c["claim"])} | **{c["verdict"]}** | '
-                 f'{_md_cell(c["evidence"])} |')
-  lines += ['', '## Plots', '']
+    lines.append(f'| {c["id"]} | **{_md_cell(c.get("name", ""))}**: {_md_cell(c["claim"])} | '
+                 f'**{c["verdict"]}** | {_md_cell(c["evidence"])} |')
+  lines += [''] + trust.profile_lines(result) + ['## Plots', '']
   for name, path in figures.items():
     if path:
       lines += [f'![{PLOT_CAPTIONS[name]}]({os.path.basename(path)})', '',

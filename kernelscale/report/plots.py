@@ -297,7 +297,7 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
   def _algos(r):  # conv_algo=auto: which algorithm each conv layer ran
     algos = (r.get('conv_algos') or {}).values()
     return ' ' + '+'.join(algos) if shapes.substituted(algos) else ''
-  def _loop(r):  # a convolution XLA ran as its own loop: the trace spreads its time (concurrency)
+  def _loop(r):  # a convolution XLA ran as its own loop
     slow = records.unoptimized_convs(r)
     return f'\n{", ".join(slow)}: XLA\'s slow loop*' if slow else ''
   labels = [f'{records.point_label(r)}{_algos(r)}' + (
@@ -315,11 +315,10 @@ def phases(recs: Sequence[dict], path: str) -> str | None:
   if slow:  # the loop symbol at the end of the bar
     ax.plot(*zip(*slow), **phase_style.LOOP, zorder=4)
   ax.invert_yaxis()
-  ax.set_xlabel('time per step (ms; profiled phases, threads may overlap)')
+  ax.set_xlabel('time per traced step (ms; medians of profiled phases, by what each thread ran)')
   if any(records.unoptimized_convs(r) for r in pts):
     ax.text(0, -0.09 - 0.4 / len(pts), '* (red ring) XLA:CPU ran this convolution as its own unoptimized '
-            'loop; ops running beside it in the trace\nabsorb part of its time, so its bars '
-            'spread the extra time over several phases (see report.md).',
+            'loop; its extra time lands on\nthat convolution\'s phase (see report.md).',
             transform=ax.transAxes, fontsize=8, va='top')
   ax.set_ylabel('point (padding, kernel size)')
   ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc='upper left')

@@ -29,6 +29,10 @@ def progress_line(i: int, n: int, rec: dict) -> str:
   head = f'[{i}/{n}] k={rec["kernel_size"]:<2} {rec["padding"]:<5}'
   if rec.get('block', 'plain') != 'plain':
     head += f' {rec["block"]}'
+  if rec.get('features'):
+    head += f' widths {rec["features"]}'
+  if rec.get('repeat'):
+    head += f' repeat {rec["repeat"] + 1}'
   if rec['status'] != 'ok':
     return f'{head} {str(rec["status"]).upper()}: {rec.get("error")}'
   line = (f'{head} compile {rec["compile_s"]:.2f} s, step {rec["step_s_median"] * 1e3:.1f} ms '
@@ -47,9 +51,9 @@ def progress_line(i: int, n: int, rec: dict) -> str:
 
 def analysis_lines(res: dict, predict_k: int | None) -> list[str]:
   """The answer, each claim's verdict, the leave-one-out error and any --predict lines."""
-  out = ['', ' '.join(res['answer'])]
-  # Each claim in words (claims.CLAIMS), so the verdict reads without the report.
-  out += [f'  claim {c["id"]}: {c["verdict"]} — {c.get("claim") or claims.CLAIMS.get(c["id"], "")}'
+  plain = (res.get('plain_answer') or {}).get('sentences')
+  out = [''] + ([' '.join(plain), ''] if plain else []) + ['In numbers: ' + ' '.join(res['answer'])]
+  out += [f'  claim {c["id"]} ({c.get("name") or c["claim"]}): {c["verdict"]}'
           for c in res['claims']]
   if res['loo_median_abs_rel_error'] is not None:
     line = (f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '

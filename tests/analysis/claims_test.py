@@ -20,9 +20,10 @@ def test_real_and_synthetic_fixtures_get_different_verdicts(fixture_run):
   # seed_cpu is a real run: SAME step time ∝ k^1.0 while conv FLOPs ∝ k^1.8,
   # tiny optimizer, flat temp memory; synthetic: step ∝ k², optimizer takes 60%
   # of the growth, temp memory ∝ k², every point under the memory roof.
-  assert real == {1: 'partly holds', 2: 'partly holds', 3: 'does not hold',
+  # Issue 16: claim 2 is 'not measured' without a filters axis (was partly / does not hold).
+  assert real == {1: 'partly holds', 2: 'not measured', 3: 'does not hold',
                   4: 'does not hold', 5: 'does not hold'}
-  assert synth == {1: 'holds', 2: 'does not hold', 3: 'does not hold', 4: 'holds', 5: 'holds'}
+  assert synth == {1: 'holds', 2: 'not measured', 3: 'does not hold', 4: 'holds', 5: 'holds'}
 
 
 def test_every_claim_has_vocabulary_and_numbers(fixture_run):
@@ -49,17 +50,37 @@ def test_claim1_does_not_hold_when_neither_work_nor_time_grow_like_k2(fixture_ru
   assert _verdicts(recs, ceil)[1] == 'does not hold'
 
 
-def test_claim2_turns_on_the_conv_share(fixture_run):
+def test_claim2_is_not_measured_without_a_filters_axis(fixture_run):
+  # Issue 16: a kernel-size sweep never varies the filters, so claim 2 is 'not
+  # measured' (before: partly holds / does not hold from the conv share), with the
+  # command that measures it; the conv share stays in the evidence.
   recs, ceil = fixture_run('seed_cpu')
-  assert _verdicts(recs, ceil)[2] == 'partly holds'
-  for r in recs:
-    r['analytic_flops'] = 3 * r['analytic_conv_flops']  # conv now a third of the step
-  assert _verdicts(recs, ceil)[2] == 'does not hold'
-  # A profiled conv time share overrides the FLOP share.
-  recs, ceil = fixture_run('seed_cpu')
+  res = summary.analyze(recs, ceil)['claims'][1]
+  assert res['verdict'] == 'not measured' and 'experiments/filters.py' in res['evidence']
   for r in recs:
     r['phase_s'] = {'conv2/forward': 0.1, 'dense/forward': 0.3, 'optimizer/update': 0.001}
-  assert _verdicts(recs, ceil)[2] == 'does not hold'
+  res = summary.analyze(recs, ceil)['claims'][1]
+  assert res['verdict'] == 'not measured' and '25% of profiled step time' in res['evidence']
+
+
+def _widths(recs, grow):
+  """Each SAME point at three widths; step = base x (c_in·c_out / 2048)^e, growth x grow."""
+  out = []
+  for r in _same(recs).values():
+    for f, e in (('16,32', -1), ('32,64', 0), ('64,128', 1)):
+      out.append(dict(r, features=f, point=f'{r["point"]}-{f}',
+                      step_s_median=r['step_s_median'] * grow ** e))
+  return out
+
+
+@pytest.mark.parametrize('grow,verdict', [(4.0, 'holds'), (1.0, 'does not hold')])
+def test_claim2_measured_from_a_filters_axis(grow, verdict, fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  res = summary.analyze(_widths(recs, grow), ceil)['claims'][1]
+  assert res['verdict'] == verdict and res['numbers']['measured']
+  if grow == 4.0:  # step ∝ (c_in·c_out)^1: every width multiplies the growth in k by 4
+    assert res['numbers']['width_exponent']['9']['exponent'] == pytest.approx(1.0)
+    assert res['numbers']['growth_multiplier'] == pytest.approx(16.0)
 
 
 def test_claim3_not_measured_for_an_unknown_model(fixture_run):
@@ -91,11 +112,12 @@ def test_claim5_turns_on_the_optimizer_share_of_the_growth(fixture_run):
   assert _verdicts(recs, ceil)[5] == 'partly holds'
   same[9]['optimizer_update_s'] = same[3]['optimizer_update_s'] + 0.7 * growth
   assert _verdicts(recs, ceil)[5] == 'holds'
-  # The profiled phase, when present, is used instead of the separate timing.
+  # Issue 16: one source at every k, the update timed alone, even beside a profile
+  # (before: the profiled phase was used when present).
   for r in recs:
     r['phase_s'] = {'conv2/forward': r['step_s_median'], 'optimizer/update': 0.0005}
   res = summary.analyze(recs, ceil)['claims'][4]
-  assert res['verdict'] == 'does not hold' and 'profiled' in res['numbers']['source']
+  assert res['verdict'] == 'holds' and 'timed alone' in res['numbers']['source']
   for r in recs:
     r.pop('phase_s')
     r.pop('optimizer_update_s')
@@ -117,12 +139,16 @@ def test_answer_is_at_most_three_sentences_with_this_runs_numbers(fixture_run):
 
 def test_a_thin_trace_is_not_used(fixture_run):
   recs, ceil = fixture_run('synthetic')
-  assert _verdicts(recs, ceil)[2] == 'does not hold'  # profiled conv share 37%
+  # Issue 16: 'not measured' without a filters axis (was 'does not hold'); the
+  # profiled conv share (37%) stays in the evidence.
+  res = summary.analyze(recs, ceil)['claims']
+  assert res[1]['verdict'] == 'not measured' and '37% of profiled step time' in res[1]['evidence']
   for r in recs:
     r['trace_coverage'] = 0.4
   res = summary.analyze(recs, ceil)['claims']
   # Back to the FLOP share (conv ~98% of FLOPs) and the separately timed update.
-  assert res[1]['verdict'] == 'partly holds' and 'trace_coverage 40%' in res[1]['evidence']
+  # Issue 16: claim 2 is 'not measured' here (was 'partly holds').
+  assert res[1]['verdict'] == 'not measured' and 'trace_coverage 40%' in res[1]['evidence']
   assert 'timed alone' in res[4]['numbers']['source']
 
 
@@ -163,3 +189,13 @@ def test_answer_says_when_other_load_inflated_the_step_times(fixture_run):
   for share, said in ((claims.CONTENDED_SHARE, True), (claims.CONTENDED_SHARE - 1e-4, False)):
     edge = [dict(r, other_cpu_share=share) for r in recs]
     assert ('other processes' in summary.analyze(edge, ceil)['answer'][0]) == said
+
+
+def test_claim2_is_inconclusive_within_one_standard_error_of_its_threshold(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  rs = _widths(recs, 2.0)  # step ∝ (c_in·c_out)^0.5: on the threshold
+  for r in rs:
+    if r['features'] == '32,64':
+      r['step_s_median'] *= 1.3  # scatter, so the exponent has a standard error
+  res = summary.analyze(rs, ceil)['claims'][1]
+  assert res['verdict'] == 'inconclusive' and 'standard error' in res['evidence']

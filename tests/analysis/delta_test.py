@@ -45,13 +45,15 @@ def test_deltas_pair_consecutive_kernels_per_padding_and_sum_to_step_change():
   assert ds[2]['step_delta_s'] == pytest.approx(-0.02)  # VALID shrinks: kept negative
 
 
-def test_traced_window_step_is_split_when_recorded():
+def test_phases_are_scaled_to_the_untraced_median():
   recs = [_rec(3, 'SAME', 0.10, {'conv2/forward': 0.03}, trace_step_s_median=0.12),
           _rec(5, 'SAME', 0.30, {'conv2/forward': 0.10}, trace_step_s_median=0.20)]
   (d,) = delta.deltas(recs)
-  assert d['step_delta_s'] == pytest.approx(0.08)  # window: 0.20 - 0.12
+  # Issue 16: one statistic, the untraced median; phases scaled to it.
+  assert d['step_delta_s'] == pytest.approx(0.20)
   assert d['timed_step_delta_s'] == pytest.approx(0.20)
-  assert d['phase_delta_s'][delta.UNATTRIBUTED] == pytest.approx(0.01)
+  assert d['phase_delta_s']['conv2/forward'] == pytest.approx(0.15 - 0.025)
+  assert d['phase_delta_s'][delta.UNATTRIBUTED] == pytest.approx(0.075)
 
 
 def test_markdown_rows_and_columns():
@@ -59,7 +61,7 @@ def test_markdown_rows_and_columns():
   assert '**seed, SAME padding, batch 128, float32, cpu**' in md
   assert '| phase | k 3→5 | k 5→7 |' in md
   assert '| conv2/forward | +70.0 (35%) | +100.0 (50%) |' in md
-  assert '| **step, traced window** | **+200.0** | **+200.0** |' in md
+  assert '| **step, median** | **+200.0** | **+200.0** |' in md  # issue 16: was 'traced window'
   assert '| step, timed median (for reference) | +200.0 | +200.0 |' in md
   assert md.count('| unattributed |') == 2
 

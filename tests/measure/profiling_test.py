@@ -215,3 +215,49 @@ def test_profiler_failure_keeps_the_point_with_null_fields(monkeypatch, tmp_path
   assert fields['phase_s'] is None and fields['trace_coverage'] is None
   assert fields['conv_impl']['conv2/forward'] == 'YNNPACK fusion'  # from the HLO alone
   assert 'profiling failed' in notes[0] and 'another profiler' in notes[0]
+
+
+def _ev(meta, start_us, dur_us, **stats):
+  ids = {'hlo_op': 10, '_p': 12, '_c': 13}
+  st = ''.join(f'stats {{ metadata_id: {ids[k]} '
+               + (f'str_value: "{v}" }} ' if isinstance(v, str) else f'uint64_value: {v} }} ')
+               for k, v in stats.items())
+  return (f'events {{ metadata_id: {meta} offset_ps: {int(start_us * 1e6)} '
+          f'duration_ps: {int(dur_us * 1e6)} {st}}} ')
+
+
+def test_a_waiting_op_does_not_take_the_time_of_the_op_that_runs():
+  # Thread 1 runs 'loop' (a slow conv) for 10 us. Thread 2 launches 'dot' (1 us),
+  # whose one pool task (Record _p 9 -> region _c 9) runs 1-2 us; its 'end: dot'
+  # comes only at 10 us, behind the loop. Split by op intervals, 'dot' took half the
+  # loop; by what each thread executes it gets only what ran.
+  names = ['loop', 'dot', 'end: dot', 'ThreadpoolListener::Record',
+           'ThreadpoolListener::StartRegion', 'ThreadpoolListener::StopRegion']
+  meta = ''.join(f'event_metadata {{ key: {i + 1} value {{ id: {i + 1} name: "{n}" }} }} '
+                 for i, n in enumerate(names))
+  text = ('planes { id: 1 name: "/host:CPU" '
+          'lines { id: 1 name: "tf_XLAEigen/1" timestamp_ns: 0 '
+          + _ev(1, 0, 10, hlo_op='loop') + _ev(3, 10, 0.001, _c=7) + '} '
+          'lines { id: 2 name: "tf_XLAEigen/2" timestamp_ns: 0 '
+          + _ev(2, 0, 1, hlo_op='dot', _p=7) + _ev(4, 0.5, 0, _p=9)
+          + _ev(5, 1, 0, _c=9) + _ev(6, 2, 0) + '} '
+          + meta + 'stat_metadata { key: 10 value { id: 10 name: "hlo_op" } } '
+          'stat_metadata { key: 12 value { id: 12 name: "_p" } } '
+          'stat_metadata { key: 13 value { id: 13 name: "_c" } } }')
+  profile = jax.profiler.ProfileData.from_text_proto(text)
+  plane = next(p for p in profile.planes if p.name == '/host:CPU')
+  got = profiling.thread_split(profiling._thread_segments(plane, None), 0, 20_000)
+  assert got == pytest.approx({'loop': 9_000, 'dot': 1_000})  # ns
+  events, _, _ = profiling.op_events(profile)
+  old = profiling.split_time([(op, s, e) for op, s, e, _ in events])
+  assert old['dot'] == pytest.approx(5_000, abs=2)  # the equal split this replaces
+
+
+def test_outlier_traced_steps_are_dropped_and_named():
+  per_step = [{'conv': 0.010, 'other/all': 0.001}] * 4 + [{'conv': 0.040, 'other/all': 0.001}]
+  got = profiling.summarize_steps(per_step, [0.012, 0.0115, 0.0112, 0.0111, 0.045], 0.010)
+  assert got['trace_dropped_steps'] == [4] and got['trace_steps_used'] == 4
+  assert got['phase_s']['conv'] == pytest.approx(0.010)
+  assert got['trace_step_s_median'] == pytest.approx(0.01135)
+  assert got['trace_overhead'] == pytest.approx(1.135)
+  assert 0.9 <= got['trace_coverage'] <= 1.0

@@ -1,0 +1,215 @@
+"""The plain answer: 3-6 sentences in words, every number from this run, each with its source.
+
+Each number in the sentences is made by `_num`, which records where it comes
+from: a record field (`('rec', point, field, index...)`) or an analysis.json
+path (`('json', key, ...)`), and how it was made from them (the value itself,
+or the ratio of two). tests/analysis/plain_test.py walks the sentences' numbers
+and finds each one there.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from kernelscale.analysis import claims, repeats
+
+# One short name per claim, used in the answer, the claims table and the terminal.
+CLAIM_NAMES = {
+    1: 'work per output position grows like k²',
+    2: 'more filters multiply the work',
+    3: 'pooling gets less effective',
+    4: 'bigger kernels need more memory',
+    5: 'the optimizer takes longer',
+}
+
+RECEPTIVE_FIELD_COMMAND = 'python run.py --config=experiments/receptive_field.py'
+
+
+class _Numbers:
+  """Formats numbers and remembers each one's text, value and source."""
+
+  def __init__(self):
+    self.items: list[dict] = []
+
+  def num(self, value: float, fmt: str, source: list, op: str = 'value',
+          scale: float = 1.0) -> str:
+    text = format(value * scale if scale != 1 else value, fmt)
+    self.items.append({'text': text, 'value': value, 'fmt': fmt, 'scale': scale, 'op': op,
+                       'source': source})
+    return text
+
+  def field(self, rec: dict, field: str, fmt: str, scale: float = 1.0, *index) -> str:
+    v = rec[field]
+    for i in index:
+      v = v[i]
+    # A point timed several times (config.repeats) is analysis.json's merged median.
+    src = ('json', 'merged', rec['point'], field) if (
+        rec.get('repeats_merged') and field in repeats.RESCALED_FIELDS) else (
+        'rec', rec.get('point'), field)
+    return self.num(v, fmt, [(*src, *index)], scale=scale)
+
+  def ratio(self, a: dict, b: dict, field: str, fmt: str) -> str:
+    """b[field] / a[field]."""
+    src = lambda r: (('json', 'merged', r['point'], field) if (  # noqa: E731
+        r.get('repeats_merged') and field in repeats.RESCALED_FIELDS) else ('rec', r.get('point'), field))
+    return self.num(b[field] / a[field], fmt, [src(b), src(a)], op='ratio')
+
+  def k(self, rec: dict) -> str:
+    return self.num(rec['kernel_size'], 'd', [('rec', rec.get('point'), 'kernel_size')])
+
+
+def _claim(claim_list, cid):
+  return next((c for c in claim_list if c['id'] == cid), None)
+
+
+def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict]) -> str:
+  measured = lo.get('epoch_s_kind') == 'measured' and hi.get('epoch_s_kind') == 'measured'
+  e = next(((j, x) for j, x in enumerate(eps) if x['point'] == hi.get('point')
+            and x['measured_over_projected']), None)
+  vs = (f', ×{n.num(e[1]["measured_over_projected"], ".2f", [("json", "epochs", e[0], "measured_over_projected")])} '
+        'the steps × median step projection') if measured and e else ''
+  how = (f'measured: one real pass over the training set{vs}' if measured else
+         f'projected: {n.field(lo, "steps_per_epoch", "d")} steps × the median step, not a '
+         'measured epoch') if lo.get('steps_per_epoch') else (
+         'measured' if measured else 'projected')
+  return (f'Going from a {n.k(lo)}×{n.k(lo)} to a {n.k(hi)}×{n.k(hi)} '
+          f'kernel ({pad} padding), one training epoch grows from '
+          f'{n.field(lo, "epoch_s", ".1f")} s to {n.field(hi, "epoch_s", ".1f")} s '
+          f'(×{n.ratio(lo, hi, "epoch_s", ".2f")}; {how}).')
+
+
+def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
+  c1 = _claim(claim_list, 1)
+  taps = (c1 or {}).get('numbers', {}).get('taps_per_position') or [None, None]
+  i1 = claim_list.index(c1) if c1 else None
+  parts = []
+  if taps[0] and taps[1]:
+    ratio = taps[1] / taps[0]
+    kr = (hi['kernel_size'] / lo['kernel_size']) ** 2
+    parts.append(
+        f'the convolutions\' work per output position grows with the kernel taps that touch '
+        f'real pixels, {n.num(taps[0], ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 0)])} '
+        f'at k={lo["kernel_size"]} and '
+        f'{n.num(taps[1], ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 1)])} '
+        f'at k={hi["kernel_size"]} '
+        f'(×{n.num(ratio, ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 1), ("json", "claims", i1, "numbers", "taps_per_position", 0)], op="ratio")}, '
+        f'not ×{n.num(kr, ".1f", [("json", "claims", i1, "numbers", "k2_ratio")])}: taps on the '
+        'zero padding are skipped)')
+  if lo.get('achieved_flops_per_s') and hi.get('achieved_flops_per_s'):
+    parts.append(f'the machine runs that work at '
+                 f'{n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
+                 f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per '
+                 'second')
+  ph = next((p for p in prof if p['point'] == hi.get('point') and p['trusted']), None)
+  if ph and ph.get('conv_backward_share') is not None:
+    i = prof.index(ph)
+    parts.append(f'and at k={hi["kernel_size"]} the convolutions\' backward passes (input and '
+                 f'filter gradients) take '
+                 f'{n.num(ph["conv_backward_share"], ".0f", [("json", "profile", i, "conv_backward_share")], scale=100)}% '
+                 'of the profiled step')
+  c2 = _claim(claim_list, 2)
+  if c2 and c2['numbers'].get('measured'):
+    i2, m = claim_list.index(c2), c2['numbers']
+    e = m['width_exponent'][str(m['k_to'])]['exponent']
+    parts.append(f'wider layers multiply it: at k={m["k_to"]} step time grows like '
+                 f'(c_in·c_out)^{n.num(e, ".2f", [("json", "claims", i2, "numbers", "width_exponent", str(m["k_to"]), "exponent")])} '
+                 f'({c2["verdict"]}: {CLAIM_NAMES[2]})')
+  if not parts:
+    return ''
+  return 'Why: ' + '; '.join(parts) + '.'
+
+
+def _refuted(n: _Numbers, claim_list) -> str:
+  """One clause per claim that does not hold, with its deciding number."""
+  clauses = []
+  for c in claim_list:
+    if c['verdict'] != claims.NOT_HOLD:
+      continue
+    i, nb = claim_list.index(c), c['numbers']
+    if c['id'] == 4 and nb.get('temp_ratio') is not None:
+      clauses.append(f'memory (scratch memory ×'
+                     f'{n.num(nb["temp_ratio"], ".2f", [("json", "claims", i, "numbers", "temp_ratio")])} '
+                     'over the kernel range)')
+    elif c['id'] == 5 and nb.get('share_of_growth') is not None:
+      clauses.append(f'the optimizer (the Adam update, timed alone, is '
+                     f'{n.num(nb["share_of_growth"], ".1f", [("json", "claims", i, "numbers", "share_of_growth")], scale=100)}% '
+                     'of the step-time growth)')
+    elif c['id'] == 3:
+      seen, parts = set(), []
+      for j, (v, g) in enumerate(zip(nb.get('activation_ratios') or [],
+                                     nb.get('activation_groups') or [])):
+        pad = g.partition(' ')[0]
+        if pad not in seen:  # one per padding (a filters run has several widths per padding)
+          seen.add(pad)
+          parts.append(f'×{n.num(v, ".2f", [("json", "claims", i, "numbers", "activation_ratios", j)])} '
+                       f'with {pad} padding')
+      clauses.append('pooling (the activations left after pooling change by '
+                     + ', '.join(parts) + ')' if parts else 'pooling')
+    else:
+      clauses.append(CLAIM_NAMES[c['id']])
+  if not clauses:
+    return ''
+  return 'What does not explain it: ' + '; '.join(clauses) + '.'
+
+
+def _anomaly(n: _Numbers, result: dict, ok: Sequence[dict]) -> str:
+  loop = result.get('unoptimized_loop_points') or []
+  if not loop:
+    return ''
+  best = result.get('prediction_model')
+  off = {p['where']: (j, p) for j, p in enumerate((result['loo'].get(best) or {}).get('set_apart')
+                                                  or [])} if best else {}
+  parts = []
+  for p in loop:
+    phases = ', '.join(c.replace('/', '\'s ').replace('backward_input', 'input gradient')
+                       .replace('backward_filter', 'filter gradient') for c in p['unoptimized_convs'])
+    txt = f'{p["where"]} ({phases})'
+    j, sa = off.get(p['where'], (None, None))
+    if sa and sa.get('predicted_s'):
+      src = ('json', 'loo', best, 'set_apart', j)
+      txt += (f', where the step took {n.num(sa["actual_s"] / sa["predicted_s"], ".1f", [(*src, "actual_s"), (*src, "predicted_s")], op="ratio")} '
+              'times as long as the other points predict')
+    parts.append(txt)
+  return ('Anomaly: XLA:CPU ran a convolution as its own slow loop instead of a convolution '
+          'library, at ' + '; '.join(parts) + '.')
+
+
+def _todo(result: dict) -> str:
+  designs = claims.design_sentence(result.get('same_receptive_field') or [])
+  if designs:
+    return 'What to do: ' + designs[0].lower() + designs[1:]
+  return ('What to do: time designs that see the same window for less work (stacked small '
+          'kernels, a tall then a wide kernel, a dilated kernel) with '
+          f'`{RECEPTIVE_FIELD_COMMAND}`; this run did not time them.')
+
+
+def plain_answer(ok: Sequence[dict], groups, result: dict) -> dict:
+  """3-6 plain sentences answering the question for this run, and their numbers' sources.
+
+  Args:
+    ok: ok records; groups: fits.group_points(ok); result: the analysis so far
+      (needs claims, loo, prediction_model, unoptimized_loop_points,
+      same_receptive_field, profile).
+
+  Returns:
+    {'sentences': [...], 'numbers': [{text, value, fmt, scale, op, source}]}.
+  """
+  g = claims.primary_group(groups)
+  n = _Numbers()
+  if g is None:
+    return {'sentences': ['Not enough points to answer: the run needs at least two kernel sizes '
+                          'of one padding with status ok.'], 'numbers': []}
+  lo, hi = groups[g][0], groups[g][-1]
+  pad = g.partition(' ')[0]
+  out = [_epoch(n, lo, hi, pad, result.get('epochs') or [])
+         if lo.get('epoch_s') and hi.get('epoch_s') else '',
+         _why(n, lo, hi, result['claims'], result.get('profile') or []),
+         _refuted(n, result['claims']), _anomaly(n, result, ok), _todo(result)]
+  busy = [r['other_cpu_share'] for r in ok if (r.get('other_cpu_share') or 0)
+          >= claims.CONTENDED_SHARE]
+  if busy:
+    r = max((r for r in ok if r.get('other_cpu_share') is not None),
+            key=lambda r: r['other_cpu_share'])
+    out.append(f'Caution: other programs used up to '
+               f'{n.field(r, "other_cpu_share", ".0f", 100)}% of the processor while this run '
+               'timed its steps, so its times may be inflated.')
+  return {'sentences': [s for s in out if s], 'numbers': n.items}

@@ -1,0 +1,123 @@
+"""The plain answer: 3-6 sentences whose every number is found in a record field or analysis.json."""
+import json
+import re
+
+import pytest
+
+from kernelscale import records
+from kernelscale.analysis import plain, profile, summary
+from kernelscale.report import markdown, terminal
+
+_NUMBER = re.compile(r'(?<![\w.])\d[\d,]*(?:\.\d+)?')
+
+
+def _resolve(src, recs, result):
+  kind, *path = src
+  if kind == 'rec':
+    point, *path = path
+    v = next(r for r in recs if r.get('point') == point)
+  else:
+    v = result
+  for p in path:
+    v = v[p]
+  return v
+
+
+def _walk_numbers(value, out):
+  if isinstance(value, dict):
+    for v in value.values():
+      _walk_numbers(v, out)
+  elif isinstance(value, (list, tuple)):
+    for v in value:
+      _walk_numbers(v, out)
+  elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    out.append(value)
+
+
+def _found_anywhere(token, recs, result):
+  """The token is some record field or analysis.json value, as formatted in the answer."""
+  vals = []
+  _walk_numbers([recs, json.loads(json.dumps(markdown._json_safe(result)))], vals)
+  decimals = len(token.split('.')[1]) if '.' in token else 0
+  want = float(token.replace(',', ''))
+  for v in vals:
+    for scale in (1, 100, 1e3, 1e-9):
+      if abs(round(v * scale, decimals) - want) < 10 ** -decimals / 2:
+        return True
+  return False
+
+
+def _check(recs, ceil):
+  res = summary.analyze(recs, ceil)
+  pa = res['plain_answer']
+  assert 3 <= len(pa['sentences']) <= 6
+  # Every number made for the answer resolves to its source and formats the same.
+  for item in pa['numbers']:
+    vals = [_resolve(s, recs, res) for s in item['source']]
+    v = vals[0] / vals[1] if item['op'] == 'ratio' else vals[0]
+    assert v == pytest.approx(item['value'])
+    got = v * item['scale'] if item['scale'] != 1 else v
+    assert format(got, item['fmt']) == item['text']
+  # Every number in the sentences is one of those, or a record / analysis.json value.
+  texts = [i['text'] for i in pa['numbers']]
+  for s in pa['sentences']:
+    for tok in _NUMBER.findall(s):
+      assert tok in texts or _found_anywhere(tok, recs, res), (tok, s)
+  return res
+
+
+def test_every_number_of_the_plain_answer_is_in_a_record_or_the_analysis(fixture_run):
+  res = _check(*fixture_run('seed_cpu'))
+  text = ' '.join(res['plain_answer']['sentences'])
+  assert 'projected' in text  # the fixture's epochs are steps x median step
+  assert 'What does not explain it' in text and 'memory' in text
+  assert 'receptive_field.py' in text  # what to do: the command that measures it
+
+
+def test_the_anomaly_is_named_in_words(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  r = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 7)
+  r['conv_impl'] = dict(r.get('conv_impl') or {},
+                       **{'conv2/backward_input': records.UNOPTIMIZED_CPU_CONV})
+  res = _check(recs, ceil)
+  text = ' '.join(res['plain_answer']['sentences'])
+  assert 'slow loop' in text and "VALID k=7 (conv2's input gradient)" in text
+
+
+def test_measured_epochs_are_said_to_be_measured(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  for r in recs:
+    r['epoch_s_kind'] = 'measured'
+  text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
+  assert 'measured: one real pass' in text and 'projected' not in text
+
+
+def test_claims_are_named_in_words_in_report_and_terminal(fixture_run, tmp_path):
+  recs, ceil = fixture_run('seed_cpu')
+  res = summary.analyze(recs, ceil)
+  lines = terminal.analysis_lines(res, None)
+  for cid, name in plain.CLAIM_NAMES.items():
+    assert any(line.startswith(f'  claim {cid} ({name}):') for line in lines)
+  md = open(markdown.write_report_md(recs, res, {}, str(tmp_path)), encoding='utf-8').read()
+  answer = md.split('## Answer')[1].split('##')[0]
+  assert res['plain_answer']['sentences'][0] in answer
+  assert all(f'**{n}**' in md for n in plain.CLAIM_NAMES.values())
+  assert '+-' not in md
+
+
+def test_profile_trust_and_alone_ratio():
+  rec = {'point': 'p', 'padding': 'SAME', 'kernel_size': 3, 'step_s_median': 0.02,
+         'trace_step_s_median': 0.025, 'trace_coverage': 0.97, 'trace_overhead': 1.25,
+         'phase_s': {'conv2/forward': 0.005, 'conv2/backward_input': 0.01, 'other/all': 0.01},
+         'conv_alone_s': {'conv2/forward': 0.004, 'conv2/backward_input': 0.004}}
+  # Each phase keeps its share of the traced step; they sum to coverage x untraced median.
+  assert profile.scaled_phases(rec)['conv2/forward'] == pytest.approx(0.005 / 0.025 * 0.97 * 0.02)
+  assert sum(profile.scaled_phases(rec).values()) == pytest.approx(0.97 * 0.02)
+  rec['conv_alone_s']['conv2/forward'] = 0.00388
+  got = {a['phase']: a for a in profile.alone_vs_profiled(rec)}
+  assert got['conv2/forward']['ratio'] == pytest.approx(1.0) and not got['conv2/forward']['flagged']
+  assert got['conv2/backward_input']['flagged']  # 8 ms profiled against 4 ms alone
+  (s,) = profile.summary([rec])
+  assert s['conv_backward_share'] == pytest.approx(0.4) and s['alone_flagged'] == [
+      'conv2/backward_input']
+  assert profile.scaled_phases(dict(rec, trace_coverage=1.5)) is None
