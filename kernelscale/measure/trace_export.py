@@ -15,8 +15,11 @@ short launch; the real end is a zero-width `end: <op>` event elsewhere.
 
 Slices on one row must nest: an asynchronous op still running when its
 thread launches the next op goes to an extra row beside its thread's
-(`<thread> (still running)`), so no slice is cut or dropped. The intervals
-are the ones profiling.attribute splits into phase_s (a test checks it).
+(`<thread> (still running)`), so no slice is cut or dropped. Where the CPU
+trace shows what each thread executes (its pool regions), a row
+`<thread> (executes)` per thread holds those busy segments: the intervals
+profiling.attribute splits into phase_s (a test checks it), so a wait never
+looks like work.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import collections
 import gzip
 import json
 import os
+
+from kernelscale.measure import attribution
 
 LABELS_NAME = 'op_labels.json'
 TRACE_NAME = 'trace.labelled.json.gz'
@@ -107,6 +112,19 @@ def _rows(slices: list[dict]) -> None:
         s['row'] = thread if n == 0 else f'{thread} (still running {n})'
 
 
+def _busy_slices(profile, labels: dict[str, str], module_name: str | None) -> list[dict]:
+  """What each host thread executed, per op (attribution's per-thread segments); [] without."""
+  plane = next(p for p in profile.planes if p.name == '/host:CPU')
+  segments = attribution._thread_segments(plane, module_name)  # pylint: disable=protected-access
+  if segments is None:
+    return []
+  names = [line.name for line in plane.lines]
+  return [{'name': f'{labels.get(op, "other/all")} ({op})', 'cat': 'busy', 'start': s, 'end': e,
+           'thread': f'{names[li]} (executes)',
+           'args': {'hlo_op': op, 'label': labels.get(op, 'other/all')}}
+          for li, segs in enumerate(segments) for op, s, e in segs]
+
+
 def chrome_trace(profile, labels: dict[str, str], module_name: str | None = None) -> dict:
   """The labelled trace as a Chrome-trace JSON object (times in microseconds from the first event).
 
@@ -123,6 +141,7 @@ def chrome_trace(profile, labels: dict[str, str], module_name: str | None = None
              'thread': thread, 'args': {'hlo_op': op, 'label': labels.get(op, 'other/all'),
                                         'run_id': run}}
             for op, s, e, run, thread in ops]
+  slices += _busy_slices(profile, labels, module_name) if plane == '/host:CPU' else []
   slices += [{'name': f'train step {n}', 'cat': 'step', 'start': s, 'end': e,
               'thread': thread, 'args': {'step_num': n}} for n, s, e, thread in _steps(profile)]
   _rows(slices)

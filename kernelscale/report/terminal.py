@@ -53,7 +53,8 @@ def analysis_lines(res: dict, predict_k: int | None) -> list[str]:
   """The answer, each claim's verdict, the leave-one-out error and any --predict lines."""
   plain = (res.get('plain_answer') or {}).get('sentences')
   out = [''] + ([' '.join(plain), ''] if plain else []) + ['In numbers: ' + ' '.join(res['answer'])]
-  out += [f'  claim {c["id"]} ({c.get("name") or c["claim"]}): {c["verdict"]}'
+  # Each claim in words, so the verdict reads without the report.
+  out += [f'  claim {c["id"]}: {c["verdict"]} — {c.get("name") or c.get("claim") or ""}'
           for c in res['claims']]
   if res['loo_median_abs_rel_error'] is not None:
     line = (f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '

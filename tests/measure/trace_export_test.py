@@ -5,6 +5,7 @@ import json
 import os
 
 import jax
+import numpy as np
 import pytest
 
 from kernelscale.measure import hlo, hlo_labels, profiling, trace_export
@@ -40,13 +41,29 @@ def test_slices_match_the_attributed_phases(name, tmp_path):
   # The slices are exactly the intervals profiling splits: splitting them again
   # per run gives phase_s.
   att = profiling.attribute(profile, module, labels, steps=2)
-  by_run = collections.defaultdict(list)
-  for e in ops:
-    by_run[e['args']['run_id']].append((e['args']['hlo_op'], e['ts'], e['ts'] + e['dur']))
   phase = collections.defaultdict(float)
-  for group in by_run.values():
-    for op, t in profiling.split_time(group).items():
-      phase[labels.get(op, 'other/all')] += t * 1e-6 / att['steps_seen']
+  if att['method'] == 'threads':
+    # Per-thread busy rows: split per traced step as attribute() does, then the median.
+    busy = collections.defaultdict(list)
+    for e in trace['traceEvents']:
+      if e.get('cat') == 'busy':
+        busy[e['tid']].append((e['args']['hlo_op'], e['ts'], e['ts'] + e['dur']))
+    per_step = []
+    for st in steps:
+      d = collections.defaultdict(float)
+      for op, t in profiling.thread_split(list(busy.values()), st['ts'],
+                                          st['ts'] + st['dur']).items():
+        d[labels.get(op, 'other/all')] += t * 1e-6
+      per_step.append(d)
+    for k in {k for d in per_step for k in d}:
+      phase[k] = float(np.median([d.get(k, 0.0) for d in per_step]))
+  else:
+    by_run = collections.defaultdict(list)
+    for e in ops:
+      by_run[e['args']['run_id']].append((e['args']['hlo_op'], e['ts'], e['ts'] + e['dur']))
+    for group in by_run.values():
+      for op, t in profiling.split_time(group).items():
+        phase[labels.get(op, 'other/all')] += t * 1e-6 / att['steps_seen']
   assert set(phase) == set(att['phase_s'])
   for k, v in att['phase_s'].items():
     assert phase[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
