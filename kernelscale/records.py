@@ -139,7 +139,10 @@ def _garbled(rec: dict) -> str | None:
   if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
     return f'kernel_size {k!r} is not an integer >= 1'
   for key, v in rec.items():
-    if key.endswith(_NUMBER_SUFFIXES) and (isinstance(v, (str, bool, list))):
+    # A figure is a number, null, a {name: number} dict or a list of numbers (trace_step_s).
+    items = v if isinstance(v, list) else [v]
+    if key.endswith(_NUMBER_SUFFIXES) and any(isinstance(x, (str, bool, list))
+                                              for x in items):
       return f'{key} {v!r} is not a number'
   return None
 

@@ -116,7 +116,7 @@ def test_help_explains_flags():
   assert p.returncode == 0
   assert '--config' in p.stdout and '--workdir' in p.stdout and 'kernel_sizes' in p.stdout
   # Every config field with its default and meaning (experiments/seed.py FIELDS).
-  assert '--config.kernel_sizes=3,5,7,9 ' in p.stdout and '--config.profile_steps=3 ' in p.stdout
+  assert '--config.kernel_sizes=3,5,7,9 ' in p.stdout and '--config.profile_steps=7 ' in p.stdout
 
 
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')

@@ -19,6 +19,7 @@ CLAIM_NAMES = {
     3: 'pooling gets less effective',
     4: 'bigger kernels need more memory',
     5: 'the optimizer takes longer',
+    6: 'bigger kernels cost more gradient communication',  # runs with a devices axis (analysis/comm.py)
 }
 
 RECEPTIVE_FIELD_COMMAND = 'python run.py --config=experiments/receptive_field.py'

@@ -47,7 +47,7 @@ def check_workdir(workdir: str, resume: bool = False, config=None) -> str:
                       'the report from it')
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
+    probe = os.path.join(workdir, f'.write_test.{os.getpid()}')  # processes of one run share W
     with open(probe, 'w') as f:
       f.write('ok')
     os.remove(probe)

@@ -54,7 +54,8 @@ def analysis_lines(res: dict, predict_k: int | None) -> list[str]:
   plain = (res.get('plain_answer') or {}).get('sentences')
   out = [''] + ([' '.join(plain), ''] if plain else []) + ['In numbers: ' + ' '.join(res['answer'])]
   # Each claim in words, so the verdict reads without the report.
-  out += [f'  claim {c["id"]}: {c["verdict"]} — {c.get("name") or c.get("claim") or ""}'
+  out += [f'  claim {c["id"]}' + (f' ({c["name"]})' if c.get('name') else '')
+          + f': {c["verdict"]} — {c.get("claim") or claims.CLAIMS.get(c["id"], "")}'
           for c in res['claims']]
   if res['loo_median_abs_rel_error'] is not None:
     line = (f'leave-one-out median |error| {res["loo_median_abs_rel_error"]:.1%} '
