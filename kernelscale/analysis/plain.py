@@ -89,12 +89,12 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
     parts.append(
         f'the convolutions\' work per output position grows with the kernel taps that touch '
         f'real pixels, {n.num(taps[0], ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 0)])} '
-        f'at k={lo["kernel_size"]} and '
+        f'taps per output pixel (weighted by each conv layer\'s work) at k={lo["kernel_size"]} and '
         f'{n.num(taps[1], ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 1)])} '
         f'at k={hi["kernel_size"]} '
         f'(×{n.num(ratio, ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 1), ("json", "claims", i1, "numbers", "taps_per_position", 0)], op="ratio")}, '
         f'not ×{n.num(kr, ".1f", [("json", "claims", i1, "numbers", "k2_ratio")])}: taps on the '
-        'zero padding are skipped)')
+        'zero padding multiply nothing, and neither XLA nor this count does that work)')
   if lo.get('achieved_flops_per_s') and hi.get('achieved_flops_per_s'):
     parts.append(f'the machine runs that work at '
                  f'{n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
@@ -127,7 +127,7 @@ def _refuted(n: _Numbers, claim_list) -> str:
       continue
     i, nb = claim_list.index(c), c['numbers']
     if c['id'] == 4 and nb.get('temp_ratio') is not None:
-      clauses.append(f'memory (scratch memory ×'
+      clauses.append(f'memory (XLA\'s scratch memory per step ×'
                      f'{n.num(nb["temp_ratio"], ".2f", [("json", "claims", i, "numbers", "temp_ratio")])} '
                      'over the kernel range)')
     elif c['id'] == 5 and nb.get('share_of_growth') is not None:
@@ -170,8 +170,8 @@ def _anomaly(n: _Numbers, result: dict, ok: Sequence[dict]) -> str:
       txt += (f', where the step took {n.num(sa["actual_s"] / sa["predicted_s"], ".1f", [(*src, "actual_s"), (*src, "predicted_s")], op="ratio")} '
               'times as long as the other points predict')
     parts.append(txt)
-  return ('Anomaly: XLA:CPU ran a convolution as its own slow loop instead of a convolution '
-          'library, at ' + '; '.join(parts) + '.')
+  return ('Anomaly: XLA:CPU ran one convolution as its own slow loop (generic code) instead '
+          'of its optimized convolution library, at ' + '; '.join(parts) + '.')
 
 
 def _todo(result: dict) -> str:
