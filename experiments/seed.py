@@ -32,6 +32,8 @@ FIELDS = (
     ('cache_dir', None, 'decoded arrays; None: <data_dir>/kernelscale_cache'),
     ('prefetch', 2, 'training: batches kept on the device ahead of the step'),
     ('eval_batch_size', 1000, 'training: test-set batch'),
+    ('eval_every', 0, 'training: test accuracy every N steps, for steps to target_accuracy (0: at the end only)'),
+    ('target_accuracy', 0.85, 'training: test accuracy whose first crossing gives steps_to_target'),
     ('train_examples', 60_000, 'examples per epoch, for epoch_s = steps per epoch × median step'),
     ('cpu_conv', 'auto', 'auto | ynnpack | eigen: XLA:CPU conv path (kernelscale/measure/host.py)'),
     ('malloc', 'auto', 'auto (retain on glibc) | retain | system: host malloc (measure/host.py)'),

@@ -278,16 +278,57 @@ def optimizer_s(rec: dict) -> tuple[float | None, str | None]:
   return None, None
 
 
+def steps_to_target(rs: Sequence[dict]) -> dict | None:
+  """How many training steps each k needed to reach the target test accuracy (claim 5's 2nd part).
+
+  From the accuracy mode's curve (measure/training.py: test accuracy every
+  eval_every steps). This is how many steps training needs, not how long each
+  takes. Rule: "more steps" when the largest k needed more than one evaluation
+  interval more than the smallest k (or never reached the target that the
+  smallest k reached); "not more" when it needed no more than that; None
+  without curves at both ends.
+
+  Returns:
+    {target_accuracy, eval_every, points: [{k, steps, train_s, reached}], more_steps, why}.
+  """
+  rs = [r for r in rs if r.get('accuracy_curve')]
+  if len(rs) < 2:
+    return None
+  lo, hi = rs[0], rs[-1]
+  every = lo.get('eval_every') or 0
+  pts = [{'k': r['kernel_size'], 'steps': r.get('steps_to_target'),
+          'train_s': r.get('train_s_to_target'), 'reached': r.get('steps_to_target') is not None,
+          'point': r.get('point')} for r in rs]
+  out = {'target_accuracy': lo.get('target_accuracy'), 'eval_every': every, 'points': pts}
+  a, b = lo.get('steps_to_target'), hi.get('steps_to_target')
+  if a is None:
+    out.update(more_steps=None, why=f'k={lo["kernel_size"]} never reached the target '
+               f'({lo.get("steps_to_target_why", "")}); lower --config.target_accuracy')
+  elif b is None:
+    out.update(more_steps=True, why=f'k={hi["kernel_size"]} never reached the target '
+               f'({hi.get("steps_to_target_why", "")}) that k={lo["kernel_size"]} reached in {a} steps')
+  else:
+    out.update(more_steps=b - a > every,
+               why=f'{a} → {b} steps from k={lo["kernel_size"]} to k={hi["kernel_size"]}, '
+                   f'evaluated every {every} steps')
+  return out
+
+
 def claim_optimizer(groups, g) -> dict:
   """5 holds when the optimizer accounts for ≥50% of the step-time growth from
   the smallest to the largest k, partly for ≥10%, does not hold below that (or
-  when the step does not grow at all)."""
+  when the step does not grow at all). Where the run trained with an accuracy
+  curve, the steps to a target accuracy per k are added, labelled as how many
+  steps training needs (not how long one takes); they do not change the verdict."""
   if g is None:
     return _claim(5, NOT_MEASURED, 'needs at least two kernel sizes in one group', {})
   lo, hi = _ends(groups[g])
+  st = steps_to_target(groups[g])
+  tail = _steps_text(st)
   (ol, src), (oh, _) = optimizer_s(lo), optimizer_s(hi)
   if ol is None or oh is None:
-    return _claim(5, NOT_MEASURED, f'{g}: optimizer_update_s not recorded', {})
+    return _claim(5, NOT_MEASURED, f'{g}: optimizer_update_s not recorded.' + tail,
+                  {'steps_to_target': st})
   sl, sh = lo['step_s_median'], hi['step_s_median']
   d_step, d_opt = sh - sl, oh - ol
   share = d_opt / d_step if d_step > 0 else None
@@ -300,10 +341,26 @@ def claim_optimizer(groups, g) -> dict:
   ev = (f'{g} ({src}): optimizer {ol * 1e3:.2f} ms = {ol / sl:.1%} of the step at '
         f'k={lo["kernel_size"]} → {oh * 1e3:.2f} ms = {oh / sh:.1%} at k={hi["kernel_size"]}; '
         f'step {sl * 1e3:.1f} → {sh * 1e3:.1f} ms, optimizer {d_opt * 1e3:+.2f} ms, so {growth}. '
-        f'Rule: holds if ≥{OPT_HOLDS:.0%} of the growth, partly if ≥{OPT_PARTLY:.0%}. Steps to '
-        'converge are not measured here (time per step only).')
+        f'Rule: holds if ≥{OPT_HOLDS:.0%} of the growth, partly if ≥{OPT_PARTLY:.0%}.' + (
+            tail or ' How many steps training needs is not measured here (time per step only; '
+            '`python run.py --config=experiments/accuracy.py:quick` measures it).'))
   return _claim(5, verdict, ev, {'group': g, 'optimizer_s': [ol, oh], 'step_s': [sl, sh],
-                                 'share_of_growth': share, 'source': src})
+                                 'share_of_growth': share, 'source': src,
+                                 'steps_to_target': st})
+
+
+def _steps_text(st: dict | None) -> str:
+  """The evidence sentence on steps to the target accuracy; '' without curves."""
+  if st is None:
+    return ''
+  per = ', '.join(f'k={p["k"]} {p["steps"]} steps ({p["train_s"]:.1f} s)' if p['reached']
+                  else f'k={p["k"]} not reached' for p in st['points'])
+  res = ('unknown' if st['more_steps'] is None else
+         'larger kernels needed more steps' if st['more_steps'] else
+         'larger kernels did not need more steps')
+  return (f' How many steps training needs (a separate question from how long each takes): '
+          f'test accuracy {st["target_accuracy"]} was first reached at {per}; {res} '
+          f'({st["why"]}; one seed).')
 
 
 def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:

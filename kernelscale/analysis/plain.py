@@ -75,7 +75,26 @@ def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict]) -> str:
   return (f'Going from a {n.k(lo)}×{n.k(lo)} to a {n.k(hi)}×{n.k(hi)} '
           f'kernel ({pad} padding), one training epoch grows from '
           f'{n.field(lo, "epoch_s", ".1f")} s to {n.field(hi, "epoch_s", ".1f")} s '
-          f'(×{n.ratio(lo, hi, "epoch_s", ".2f")}; {how}).')
+          f'(×{n.ratio(lo, hi, "epoch_s", ".2f")}; {how})' + _to_target(n, lo, hi) + '.')
+
+
+def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
+  """How many steps and seconds each end needed to reach the target test accuracy; '' if unmeasured."""
+  if not (lo.get('accuracy_curve') and hi.get('accuracy_curve')):
+    return ''
+  def one(r):
+    if r.get('steps_to_target') is None:
+      return f'k={n.k(r)} not within its {n.field(r, "accuracy_curve", "d", 1.0, -1, 0)} steps'
+    return (f'k={n.k(r)} after {n.field(r, "steps_to_target", "d")} steps '
+            f'({n.field(r, "train_s_to_target", ".1f")} s of training)')
+  a, b = lo.get('steps_to_target'), hi.get('steps_to_target')
+  every = lo.get('eval_every') or 0
+  verdict = ('' if a is None else
+             ', so the larger kernel needed more steps as well as longer ones' if b is None or b - a > every
+             else ', so the larger kernel did not need more steps, only longer ones')
+  return (f'; test accuracy first reached {n.field(lo, "target_accuracy", "g")} at '
+          f'{one(lo)} and at {one(hi)}{verdict} (test set evaluated every '
+          f'{n.field(lo, "eval_every", "d")} steps, one seed)')
 
 
 def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
@@ -96,10 +115,7 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
         f'not ×{n.num(kr, ".1f", [("json", "claims", i1, "numbers", "k2_ratio")])}: taps on the '
         'zero padding multiply nothing, and neither XLA nor this count does that work)')
   if lo.get('achieved_flops_per_s') and hi.get('achieved_flops_per_s'):
-    parts.append(f'the machine runs that work at '
-                 f'{n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
-                 f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per '
-                 'second')
+    parts.append(_rate(n, lo, hi))
   ph = next((p for p in prof if p['point'] == hi.get('point') and p['trusted']), None)
   if ph and ph.get('conv_backward_share') is not None:
     i = prof.index(ph)
@@ -117,6 +133,30 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
   if not parts:
     return ''
   return 'Why: ' + '; '.join(parts) + '.'
+
+
+def _rate(n: _Numbers, lo: dict, hi: dict) -> str:
+  """Why the step grows by less (or more) than its work: work ratio ÷ rate ratio = time ratio.
+
+  achieved_flops_per_s is xla_flops / step_s_median, so the three ratios are one
+  identity; the clause names the rate change, and what the rate rose with.
+  """
+  if not (lo.get('xla_flops') and hi.get('xla_flops')):
+    return (f'the machine runs that work at {n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
+            f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per second')
+  faster = hi['achieved_flops_per_s'] > lo['achieved_flops_per_s']
+  inten = ''
+  if faster and lo.get('xla_bytes_accessed') and hi.get('xla_bytes_accessed'):
+    il, ih = (r['xla_flops'] / r['xla_bytes_accessed'] for r in (lo, hi))
+    src = lambda r: [('rec', r.get('point'), 'xla_flops'),  # noqa: E731
+                     ('rec', r.get('point'), 'xla_bytes_accessed')]
+    inten = (f', as each byte XLA moves now feeds {n.num(il, ".0f", src(lo), op="ratio")} → '
+             f'{n.num(ih, ".0f", src(hi), op="ratio")} operations')
+  return (f'with the layers that do not grow, the whole step does ×{n.ratio(lo, hi, "xla_flops", ".2f")} '
+          f'the work, and the processor runs it {"faster" if faster else "slower"} at large k, '
+          f'{n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
+          f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per second'
+          f'{inten}, so the step takes ×{n.ratio(lo, hi, "step_s_median", ".2f")} as long')
 
 
 def _refuted(n: _Numbers, claim_list) -> str:
@@ -170,7 +210,7 @@ def _anomaly(n: _Numbers, result: dict, ok: Sequence[dict]) -> str:
       txt += (f', where the step took {n.num(sa["actual_s"] / sa["predicted_s"], ".1f", [(*src, "actual_s"), (*src, "predicted_s")], op="ratio")} '
               'times as long as the other points predict')
     parts.append(txt)
-  return ('Anomaly: XLA:CPU ran one convolution as its own slow loop (generic code) instead '
+  return ('Anomaly: XLA:CPU ran a convolution as its own slow loop (generic code) instead '
           'of its optimized convolution library, at ' + '; '.join(parts) + '.')
 
 
@@ -205,12 +245,15 @@ def plain_answer(ok: Sequence[dict], groups, result: dict) -> dict:
          if lo.get('epoch_s') and hi.get('epoch_s') else '',
          _why(n, lo, hi, result['claims'], result.get('profile') or []),
          _refuted(n, result['claims']), _anomaly(n, result, ok), _todo(result)]
-  busy = [r['other_cpu_share'] for r in ok if (r.get('other_cpu_share') or 0)
-          >= claims.CONTENDED_SHARE]
+  busy = [r for r in ok if (r.get('other_cpu_share') or 0) >= claims.CONTENDED_SHARE]
   if busy:
-    r = max((r for r in ok if r.get('other_cpu_share') is not None),
-            key=lambda r: r['other_cpu_share'])
+    r = max(busy, key=lambda r: r['other_cpu_share'])
+    where = ', '.join(f'{p["padding"]} k={n.k(p)}' for p in busy[:4]) + (
+        f' and {len(busy) - 4} more' if len(busy) > 4 else '')
+    which = "that point's time" if len(busy) == 1 else 'those times'
+    rest = ('' if len(busy) == len(ok) else
+            '; the other points were timed with little other load')
     out.append(f'Caution: other programs used up to '
                f'{n.field(r, "other_cpu_share", ".0f", 100)}% of the processor while this run '
-               'timed its steps, so its times may be inflated.')
+               f'timed {where}, so {which} may be inflated{rest}.')
   return {'sentences': [s for s in out if s], 'numbers': n.items}

@@ -113,7 +113,8 @@ def measure_point(pt: Point, config, workdir: str | None = None,
   features = module.features
   per_layer = flops.layer_flops(features, pt.kernel_size, pt.padding, pt.batch_size, hw, c,
                                 num_classes=ncls, block=module.block)
-  rec: dict = {'conv_algos': models.layer_algos(module)}
+  # The input's side and channels: the analysis derives conv shapes from them (claims.py).
+  rec: dict = {'conv_algos': models.layer_algos(module), 'input_hw': hw, 'input_channels': c}
   rec.update(flops.summarize(per_layer))
   rec['params'] = flops.param_count(features, pt.kernel_size, pt.padding, hw, c,
                                     num_classes=ncls, block=module.block)

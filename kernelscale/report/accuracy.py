@@ -32,7 +32,12 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+  curves = [r for r in ok if len(r.get('accuracy_curve') or []) > 1]
+  if curves:
+    fig, (ax, cax) = plt.subplots(1, 2, figsize=(11.5, 4.4), dpi=120)
+    _plot_curves(cax, curves)
+  else:
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
   groups: dict[tuple, list[dict]] = {}
   for r in ok:
     groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size'),
@@ -62,6 +67,30 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
   return path
 
 
+def _plot_curves(ax, recs: list[dict]) -> None:
+  """Test accuracy against training seconds during training, a line per point, the target dashed."""
+  target = recs[0].get('target_accuracy')
+  for r in sorted(recs, key=lambda r: (r.get('padding'), records.design(r), r['kernel_size'])):
+    pts = r['accuracy_curve']
+    line, = ax.plot([p[1] for p in pts], [p[2] for p in pts], marker='.',
+                    label=f'k={r["kernel_size"]}{records.design(r)} {r.get("padding")}')
+    hit = next((p for p in pts if p[0] == r.get('steps_to_target')), None)
+    if hit is not None:
+      ax.plot([hit[1]], [hit[2]], marker='o', mfc='none', ms=9, color=line.get_color())
+  if target is not None:
+    ax.axhline(target, color='0.4', ls='--', lw=1)
+    ax.annotate(f'target {target:g}', (0, target), textcoords='offset points', xytext=(2, 3),
+                fontsize=8, color='0.3', xycoords=('axes fraction', 'data'))
+  lo = min(p[2] for r in recs for p in r['accuracy_curve'])
+  ax.set_ylim(max(lo, (target or 1) - 0.15), None)  # the approach to the target, not the first steps
+  ax.set_xlabel('training time so far [s] (evaluations excluded)')
+  ax.set_ylabel('test accuracy')
+  ax.set_title(f'Reaching the target: test set every {recs[0].get("eval_every")} steps\n'
+               '(ring: first evaluation at or above the target)', fontsize=10)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+
+
 def _pct(part, whole) -> str:
   return '—' if part is None or not whole else f'{100.0 * part / whole:.1f}%'
 
@@ -81,12 +110,23 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
            'host was blocked waiting for a batch.', '',
            f'![test accuracy against training time]({PLOT_FILE})', '',
            '| k | padding | test accuracy | train loss | epoch s (measured) | data wait s '
-           '(% of epoch) | compute s | compile s |',
-           '|---:|---|---:|---:|---:|---:|---:|---:|']
+           '(% of epoch) | compute s | compile s | steps to target | train s to target |',
+           '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|']
   for r in ok:
+    curve = bool(r.get('accuracy_curve')) and r.get('eval_every')
+    to = ('—' if not curve else 'not reached' if r.get('steps_to_target') is None
+          else f'{r["steps_to_target"]}')
+    to_s = f'{r["train_s_to_target"]:.1f}' if curve and r.get('train_s_to_target') is not None else '—'
     lines.append(f'| {r["kernel_size"]}{records.design(r)} | {r["padding"]} | '
                  f'{r["test_accuracy"]:.4f} | '
                  f'{r["train_loss"]:.4f} | {r["epoch_s"]:.1f} | {r["data_wait_s"]:.3f} '
                  f'({_pct(r["data_wait_s"], r["epoch_s"])}) | {r["compute_s"]:.1f} | '
-                 f'{r["compile_s"]:.2f} |')
+                 f'{r["compile_s"]:.2f} | {to} | {to_s} |')
+  if any(r.get('eval_every') for r in ok):
+    lines += ['', f'Steps to target: the first training step at which the whole test split '
+              f'scored at least {head.get("target_accuracy")} (evaluated every '
+              f'{head.get("eval_every")} steps, so that is the resolution; one seed). It says how '
+              'many steps training needs, which kernel size can change apart from how long each '
+              'step takes. Train s to target: training wall time up to that step, '
+              'evaluations excluded.']
   return lines + ['']

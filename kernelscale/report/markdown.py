@@ -259,7 +259,7 @@ def fits_section(result: dict) -> list[str]:
     bf = c.get('ceiling_bf16_flops_per_s')
     lines += [f'- float32 matmul: {c["ceiling_flops_per_s"] / 1e9:.1f} GFLOP/s '
               f'({c["matmul_n"]}×{c["matmul_n"]})',
-              f'- bfloat16 matmul: ' + (f'{bf / 1e9:.1f} GFLOP/s ({c.get("bf16_matmul_n")}²)'
+              '- bfloat16 matmul: ' + (f'{bf / 1e9:.1f} GFLOP/s ({c.get("bf16_matmul_n")}²)'
                                         if bf else 'not measured'),
               f'- memory bandwidth: {c["ceiling_bytes_per_s"] / 1e9:.1f} GB/s (read + write, '
               f'{c["copy_bytes_per_call"] / 2**20:.0f} MiB per call)',

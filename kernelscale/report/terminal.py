@@ -46,6 +46,10 @@ def progress_line(i: int, n: int, rec: dict) -> str:
   if rec.get('test_accuracy') is not None:
     line += (f', test accuracy {rec["test_accuracy"]:.4f}, epoch {rec["epoch_s"]:.1f} s '
              f'(data wait {rec["data_wait_s"]:.2f} s)')
+    if rec.get('eval_every'):
+      line += (f', {rec["target_accuracy"]:g} reached after {rec["steps_to_target"]} steps'
+               if rec.get('steps_to_target') is not None else
+               f', {rec["target_accuracy"]:g} not reached')
   return line
 
 

@@ -124,6 +124,38 @@ def test_claim5_turns_on_the_optimizer_share_of_the_growth(fixture_run):
   assert _verdicts(recs, ceil)[5] == 'not measured'
 
 
+def _with_curves(recs, steps_by_k, every=50):
+  """SAME records given an accuracy curve that first reaches 0.85 at steps_by_k[k] (None: never)."""
+  for k, r in _same(recs).items():
+    st = steps_by_k.get(k)
+    r.update(eval_every=every, target_accuracy=0.85, steps_to_target=st,
+             train_s_to_target=None if st is None else st * r['step_s_median'],
+             accuracy_curve=[[s, s * r['step_s_median'], 0.8 if st is None or s < st else 0.86]
+                             for s in range(every, 501, every)])
+    if st is None:
+      r['steps_to_target_why'] = 'test accuracy 0.8000 at best in 500 steps, under the target 0.85'
+  return recs
+
+
+def test_claim5_adds_steps_to_target_without_changing_its_verdict(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  assert summary.analyze(recs, ceil)['claims'][4]['numbers']['steps_to_target'] is None
+  c = summary.analyze(_with_curves(recs, {3: 300, 5: 300, 7: 250, 9: 350}), ceil)['claims'][4]
+  st = c['numbers']['steps_to_target']
+  assert c['verdict'] == 'does not hold' and st['more_steps'] is False  # 50 more: one interval
+  assert [p['steps'] for p in st['points']] == [300, 300, 250, 350]
+  assert 'did not need more steps' in c['evidence'] and 'k=9 350 steps' in c['evidence']
+  st = summary.analyze(_with_curves(recs, {3: 300, 9: 400}), ceil)['claims'][4]['numbers'][
+      'steps_to_target']
+  assert st['more_steps'] is True
+  st = summary.analyze(_with_curves(recs, {3: 300, 9: None}), ceil)['claims'][4]['numbers'][
+      'steps_to_target']
+  assert st['more_steps'] is True and 'never reached' in st['why']
+  st = summary.analyze(_with_curves(recs, {3: None, 9: 300}), ceil)['claims'][4]['numbers'][
+      'steps_to_target']
+  assert st['more_steps'] is None and 'target_accuracy' in st['why']
+
+
 def test_answer_is_at_most_three_sentences_with_this_runs_numbers(fixture_run):
   recs, ceil = fixture_run('seed_cpu')
   res = summary.analyze(recs, ceil)

@@ -72,6 +72,24 @@ def test_every_number_of_the_plain_answer_is_in_a_record_or_the_analysis(fixture
   assert 'projected' in text  # the fixture's epochs are steps x median step
   assert 'What does not explain it' in text and 'memory' in text
   assert 'receptive_field.py' in text  # what to do: the command that measures it
+  # Why ×7 more work takes only ×5 more time: the work ratio over the rate ratio, in words.
+  assert 'the whole step does ×' in text and 'so the step takes ×' in text
+  assert 'each byte XLA moves now feeds' in text
+
+
+def test_the_load_caution_names_the_points_it_concerns(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  for r in recs:
+    r['other_cpu_share'] = 0.0
+  r = next(r for r in recs if r['padding'] == 'VALID' and r['kernel_size'] == 5)
+  r['other_cpu_share'] = 0.42
+  text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
+  assert 'used up to 42% of the processor while this run timed VALID k=5, so that point' in text
+  assert 'the other points were timed with little other load' in text
+  for r in recs:
+    r['other_cpu_share'] = 0.3
+  text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
+  assert 'and 4 more, so those times may be inflated.' in text
 
 
 def test_the_anomaly_is_named_in_words(fixture_run):
@@ -90,6 +108,18 @@ def test_measured_epochs_are_said_to_be_measured(fixture_run):
     r['epoch_s_kind'] = 'measured'
   text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
   assert 'measured: one real pass' in text and 'projected' not in text
+
+
+def test_steps_to_target_accuracy_join_the_epoch_sentence(fixture_run):
+  from tests.analysis.claims_test import _with_curves  # pylint: disable=g-import-not-at-top
+  recs, ceil = fixture_run('seed_cpu')
+  for r in recs:
+    r['epoch_s_kind'] = 'measured'
+  first = _check(_with_curves(recs, {3: 300, 9: 300}), ceil)['plain_answer']['sentences'][0]
+  assert 'test accuracy first reached 0.85 at k=3 after 300 steps' in first
+  assert 'did not need more steps, only longer ones' in first and 'every 50 steps' in first
+  first = _check(_with_curves(recs, {3: 300, 9: None}), ceil)['plain_answer']['sentences'][0]
+  assert 'k=9 not within its 500 steps' in first and 'needed more steps' in first
 
 
 def test_claims_are_named_in_words_in_report_and_terminal(fixture_run, tmp_path):

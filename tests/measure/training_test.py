@@ -47,7 +47,8 @@ def _learnable_idx(folder, n_train=240, n_test=60):
 
 @pytest.mark.parametrize('kw,field', [
     ({'epochs': -1}, 'config.epochs'), ({'prefetch': 0}, 'config.prefetch'),
-    ({'data': 'synthetic'}, 'config.data'), ({'data_dir': 3}, 'config.data_dir')])
+    ({'data': 'synthetic'}, 'config.data'), ({'data_dir': 3}, 'config.data_dir'),
+    ({'eval_every': -5}, 'config.eval_every'), ({'target_accuracy': 1.5}, 'config.target_accuracy')])
 def test_bad_training_fields(kw, field):
   with pytest.raises(sweep.ConfigError, match=field):
     sweep.validate(_config(**kw))
@@ -63,6 +64,7 @@ def test_cli_trains_learns_and_records_measured_times(tmp_path):
   p = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), f'--config={ACC}:quick',
                       '--config.kernel_sizes=3', '--config.batch_size=20', '--config.epochs=3',
                       '--config.learning_rate=0.003', f'--config.data_dir={tmp_path / "tfds"}',
+                      '--config.eval_every=5', '--config.target_accuracy=0.9',
                       f'--workdir={wd}'], capture_output=True, text=True, cwd=ROOT, env=env,
                      timeout=300)
   assert p.returncode == 0, p.stderr
@@ -81,9 +83,18 @@ def test_cli_trains_learns_and_records_measured_times(tmp_path):
   assert r['train_loss'] < 1.0
   md = (wd / 'results.md').read_text()
   assert 'Accuracy against time' in md and (wd / report_accuracy.PLOT_FILE).exists()
+  assert 'Steps to target: the first training step' in md and '| 0.9 reached' not in md
   assert f']({report_accuracy.PLOT_FILE})' in (wd / 'report.md').read_text()
-  assert 'test accuracy' in p.stdout
+  assert 'test accuracy' in p.stdout and '0.9 reached after' in p.stdout
   assert 'other_cpu_share' in r
+  # The curve: every 5 steps across the 3 epochs, then after the last (36th) step.
+  assert [p[0] for p in r['accuracy_curve']] == [5, 10, 15, 20, 25, 30, 35, 36]
+  assert r['accuracy_curve'][-1][2] == r['test_accuracy']
+  assert r['steps_to_target'] is not None and r['steps_to_target'] % 5 in (0, 1)
+  first = next(p for p in r['accuracy_curve'] if p[2] >= 0.9)
+  assert [r['steps_to_target'], r['train_s_to_target']] == first[:2]
+  assert r['curve_eval_s'] > 0 and r['optimizer_update_s'] > 0
+  assert (r['input_hw'], r['input_channels']) == (28, 1)
 
 
 def test_training_records_other_load_around_the_epochs(tmp_path, monkeypatch):
@@ -117,3 +128,33 @@ def test_sweep_mode_on_cifar10_shapes(tmp_path):
   assert not any('analytic params' in n for n in rec['notes']), rec['notes']
   assert rec['params'] == 3 * 3 * 3 * 32 + 32 + 3 * 3 * 32 * 64 + 64 + 8 * 8 * 64 * 128 + 128 + 1290
   assert rec['xla_flops'] == pytest.approx(rec['analytic_flops'], rel=0.02)
+
+
+def test_accuracy_curve_finds_the_first_crossing_and_keeps_evaluation_out_of_the_clock():
+  import time  # pylint: disable=g-import-not-at-top
+  accs = iter([0.5, 0.8, 0.7, 0.95])
+  def slow_eval(state):
+    time.sleep(0.05)
+    return next(accs)
+  curve = training.AccuracyCurve(2, 0.75, slow_eval)
+
+  class Loader:
+    wait_s = 0.0
+    def __enter__(self):
+      return self
+    def __iter__(self):
+      return iter([{}] * 4)
+    def __exit__(self, *a):
+      return False
+  step = lambda state, batch: (state, {'loss': 1.0, 'accuracy': 0.5})  # noqa: E731
+  for _ in range(2):
+    _, ep = training.train_epoch(step, None, Loader, probe=curve.probe)
+    curve.end_epoch(len(ep['step_s']), ep['epoch_s'])
+    # Two evaluations of 50 ms each per epoch, all outside the epoch's clock.
+    assert ep['probe_s'] >= 0.1 and ep['epoch_s'] < 0.05
+  f = curve.fields(final_accuracy=0.95)
+  assert [p[0] for p in f['accuracy_curve']] == [2, 4, 6, 8]  # the last step was evaluated
+  assert f['steps_to_target'] == 4 and f['train_s_to_target'] < 0.05
+  never = training.AccuracyCurve(0, 0.99, slow_eval).fields(final_accuracy=0.9)
+  assert never['accuracy_curve'] == [[0, 0.0, 0.9]] and never['steps_to_target'] is None
+  assert '0.9000 at best' in never['steps_to_target_why']
