@@ -29,7 +29,8 @@ def get_config(arg: str | None = None):
   # Test accuracy every 50 steps (about 9 times an epoch at batch 128; each costs ~4.5% of an
   # epoch, kept out of epoch_s), for the steps each k needs to reach target_accuracy.
   c.eval_every = 50
-  c.target_accuracy = 0.85         # Fashion-MNIST: the seed net passes it within the first epoch
+  # Fashion-MNIST: five epochs end near 0.9, so 0.88 separates the kernel sizes late in training.
+  c.target_accuracy = 0.88
   # Every step of an epoch is timed, so the step-timing mode's warm-up and window go unused.
   c.warmup_steps = 0
   c.timed_steps = 1
@@ -37,6 +38,7 @@ def get_config(arg: str | None = None):
   if arg == 'quick':
     c.kernel_sizes = (3, 5, 7)
     c.epochs = 1
+    c.target_accuracy = 0.85       # one epoch ends near 0.88: the seed net passes 0.85 within it
   elif arg:
     raise ValueError(f'experiments/accuracy.py: unknown argument {arg!r}; use "quick" or nothing')
   return c
