@@ -66,7 +66,7 @@ def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict]) -> str:
   measured = lo.get('epoch_s_kind') == 'measured' and hi.get('epoch_s_kind') == 'measured'
   e = next(((j, x) for j, x in enumerate(eps) if x['point'] == hi.get('point')
             and x['measured_over_projected']), None)
-  vs = (f', ×{n.num(e[1]["measured_over_projected"], ".2f", [("json", "epochs", e[0], "measured_over_projected")])} '
+  vs = (f', at k={n.k(hi)} ×{n.num(e[1]["measured_over_projected"], ".2f", [("json", "epochs", e[0], "measured_over_projected")])} '
         'the steps × median step projection') if measured and e else ''
   how = (f'measured: one real pass over the training set{vs}' if measured else
          f'projected: {n.field(lo, "steps_per_epoch", "d")} steps × the median step, not a '
@@ -97,7 +97,8 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
           f'{n.field(lo, "eval_every", "d")} steps, one seed)')
 
 
-def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
+def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict], g: str,
+         fits: dict) -> str:
   c1 = _claim(claim_list, 1)
   taps = (c1 or {}).get('numbers', {}).get('taps_per_position') or [None, None]
   i1 = claim_list.index(c1) if c1 else None
@@ -113,9 +114,9 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
         f'at k={hi["kernel_size"]} '
         f'(×{n.num(ratio, ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 1), ("json", "claims", i1, "numbers", "taps_per_position", 0)], op="ratio")}, '
         f'not ×{n.num(kr, ".1f", [("json", "claims", i1, "numbers", "k2_ratio")])}: taps on the '
-        'zero padding multiply nothing, and neither XLA nor this count does that work)')
+        'zero padding multiply nothing, and XLA skips them, as does this count)')
   if lo.get('achieved_flops_per_s') and hi.get('achieved_flops_per_s'):
-    parts.append(_rate(n, lo, hi))
+    parts.append(_rate(n, lo, hi, g, fits))
   ph = next((p for p in prof if p['point'] == hi.get('point') and p['trusted']), None)
   if ph and ph.get('conv_backward_share') is not None:
     i = prof.index(ph)
@@ -135,28 +136,32 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict]) -> str:
   return 'Why: ' + '; '.join(parts) + '.'
 
 
-def _rate(n: _Numbers, lo: dict, hi: dict) -> str:
+def _rate(n: _Numbers, lo: dict, hi: dict, g: str, fits: dict) -> str:
   """Why the step grows by less (or more) than its work: work ratio ÷ rate ratio = time ratio.
 
   achieved_flops_per_s is xla_flops / step_s_median, so the three ratios are one
-  identity; the clause names the rate change, and what the rate rose with.
+  identity. A rate that rises with k is explained by the straight-line fit's
+  intercept (step time = a + b·FLOPs) when a is positive past two standard
+  errors: a fixed part of each step that the larger steps spread thinner.
   """
+  rate = (f'{n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
+          f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per second')
   if not (lo.get('xla_flops') and hi.get('xla_flops')):
-    return (f'the machine runs that work at {n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
-            f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per second')
-  faster = hi['achieved_flops_per_s'] > lo['achieved_flops_per_s']
-  inten = ''
-  if faster and lo.get('xla_bytes_accessed') and hi.get('xla_bytes_accessed'):
-    il, ih = (r['xla_flops'] / r['xla_bytes_accessed'] for r in (lo, hi))
-    src = lambda r: [('rec', r.get('point'), 'xla_flops'),  # noqa: E731
-                     ('rec', r.get('point'), 'xla_bytes_accessed')]
-    inten = (f', as each byte XLA moves now feeds {n.num(il, ".0f", src(lo), op="ratio")} → '
-             f'{n.num(ih, ".0f", src(hi), op="ratio")} operations')
-  return (f'with the layers that do not grow, the whole step does ×{n.ratio(lo, hi, "xla_flops", ".2f")} '
-          f'the work, and the processor runs it {"faster" if faster else "slower"} at large k, '
-          f'{n.field(lo, "achieved_flops_per_s", ".0f", 1e-9)} → '
-          f'{n.field(hi, "achieved_flops_per_s", ".0f", 1e-9)} billion operations per second'
-          f'{inten}, so the step takes ×{n.ratio(lo, hi, "step_s_median", ".2f")} as long')
+    return f'the machine runs that work at {rate}'
+  work = (f'with the layers that do not grow, the whole step does '
+          f'×{n.ratio(lo, hi, "xla_flops", ".2f")} the work')
+  time = f'×{n.ratio(lo, hi, "step_s_median", ".2f")}'
+  lin = (fits.get(g) or {}).get('linear_step_s_vs_xla_flops') or {}
+  a, se = lin.get('a'), lin.get('a_se')
+  if hi['achieved_flops_per_s'] > lo['achieved_flops_per_s'] and a and se and a > 2 * se:
+    src = [('json', 'fits', g, 'linear_step_s_vs_xla_flops', 'a')]
+    return (f'{work} but takes only {time} as long, because about {n.num(a, ".1f", src, scale=1e3)} ms '
+            'of every step does not grow with k (where a straight line through step time against '
+            f'work meets zero work), so the average rate rises, {rate}')
+  r = hi['achieved_flops_per_s'] / lo['achieved_flops_per_s']
+  how = ('at about the same rate' if 1 / claims.GROWS <= r <= claims.GROWS else
+         'faster at large k' if r > 1 else 'slower at large k')
+  return f'{work}, and the processor runs it {how}, {rate}, so the step takes {time} as long'
 
 
 def _refuted(n: _Numbers, claim_list) -> str:
@@ -171,9 +176,13 @@ def _refuted(n: _Numbers, claim_list) -> str:
                      f'{n.num(nb["temp_ratio"], ".2f", [("json", "claims", i, "numbers", "temp_ratio")])} '
                      'over the kernel range)')
     elif c['id'] == 5 and nb.get('share_of_growth') is not None:
-      clauses.append(f'the optimizer (the Adam update, timed alone, is '
-                     f'{n.num(nb["share_of_growth"], ".1f", [("json", "claims", i, "numbers", "share_of_growth")], scale=100)}% '
-                     'of the step-time growth)')
+      share = n.num(nb["share_of_growth"], ".1f", [("json", "claims", i, "numbers", "share_of_growth")],
+                    scale=100)
+      # A share at or under zero is an update that did not grow: say so, not "-0.3% of".
+      clauses.append(f'the optimizer (the Adam update, timed alone, is {share}% of the step-time '
+                     'growth)' if nb['share_of_growth'] > 0 else
+                     f'the optimizer (the Adam update, timed alone, did not grow with k: {share}% '
+                     'of the step-time growth, within timing noise)')
     elif c['id'] == 3:
       seen, parts = set(), []
       for j, (v, g) in enumerate(zip(nb.get('activation_ratios') or [],
@@ -208,10 +217,12 @@ def _anomaly(n: _Numbers, result: dict, ok: Sequence[dict]) -> str:
     if sa and sa.get('predicted_s'):
       src = ('json', 'loo', best, 'set_apart', j)
       txt += (f', where the step took {n.num(sa["actual_s"] / sa["predicted_s"], ".1f", [(*src, "actual_s"), (*src, "predicted_s")], op="ratio")} '
-              'times as long as the other points predict')
+              'times as long as a fit through the other points predicts')
     parts.append(txt)
   return ('Anomaly: XLA:CPU ran a convolution as its own slow loop (generic code) instead '
-          'of its optimized convolution library, at ' + '; '.join(parts) + '.')
+          'of its optimized convolution library, at ' + '; '.join(parts)
+          + ('' if ok and ok[0].get('conv_algo') == 'auto' else
+             '; `--config.conv_algo=auto` computes such layers another way') + '.')
 
 
 def _todo(result: dict) -> str:
@@ -243,7 +254,8 @@ def plain_answer(ok: Sequence[dict], groups, result: dict) -> dict:
   pad = g.partition(' ')[0]
   out = [_epoch(n, lo, hi, pad, result.get('epochs') or [])
          if lo.get('epoch_s') and hi.get('epoch_s') else '',
-         _why(n, lo, hi, result['claims'], result.get('profile') or []),
+         _why(n, lo, hi, result['claims'], result.get('profile') or [], g,
+              result.get('fits') or {}),
          _refuted(n, result['claims']), _anomaly(n, result, ok), _todo(result)]
   busy = [r for r in ok if (r.get('other_cpu_share') or 0) >= claims.CONTENDED_SHARE]
   if busy:
@@ -253,7 +265,15 @@ def plain_answer(ok: Sequence[dict], groups, result: dict) -> dict:
     which = "that point's time" if len(busy) == 1 else 'those times'
     rest = ('' if len(busy) == len(ok) else
             '; the other points were timed with little other load')
-    out.append(f'Caution: other programs used up to '
+    ends = [p for p in busy if p is lo or p is hi]
+    caution = (f'Caution: other programs used up to '
                f'{n.field(r, "other_cpu_share", ".0f", 100)}% of the processor while this run '
-               f'timed {where}, so {which} may be inflated{rest}.')
+               f'timed {where}, so {which} may be inflated{rest}')
+    if ends:
+      # The answer's ratios compare lo with hi: a loaded end skews every one of them, so the
+      # reader meets the caution before the numbers.
+      out.insert(0, caution + f'; the ratios below compare k={lo["kernel_size"]} with '
+                 f'k={hi["kernel_size"]}, so they carry that inflation (rerun on a quiet machine).')
+    else:
+      out.append(caution + '.')
   return {'sentences': [s for s in out if s], 'numbers': n.items}

@@ -73,8 +73,15 @@ def test_every_number_of_the_plain_answer_is_in_a_record_or_the_analysis(fixture
   assert 'What does not explain it' in text and 'memory' in text
   assert 'receptive_field.py' in text  # what to do: the command that measures it
   # Why ×7 more work takes only ×5 more time: the work ratio over the rate ratio, in words.
+  # The fixture's line fit has a clear positive intercept: the fixed cost explains the rate.
+  assert 'the whole step does ×' in text and 'as long, because about' in text
+  assert 'ms of every step does not grow with k' in text
+  recs, ceil = fixture_run('seed_cpu')
+  for r in recs:  # no fixed cost: time proportional to work, so the rate cannot rise
+    r['step_s_median'], r['achieved_flops_per_s'] = r['xla_flops'] / 100e9, 100e9
+  text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
   assert 'the whole step does ×' in text and 'so the step takes ×' in text
-  assert 'each byte XLA moves now feeds' in text
+  assert 'at about the same rate' in text and 'does not grow with k (where' not in text
 
 
 def test_the_load_caution_names_the_points_it_concerns(fixture_run):
@@ -86,10 +93,13 @@ def test_the_load_caution_names_the_points_it_concerns(fixture_run):
   text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
   assert 'used up to 42% of the processor while this run timed VALID k=5, so that point' in text
   assert 'the other points were timed with little other load' in text
+  assert text.startswith('Going from')  # a point in the middle: the caution comes last
   for r in recs:
     r['other_cpu_share'] = 0.3
-  text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
-  assert 'and 4 more, so those times may be inflated.' in text
+  first = _check(recs, ceil)['plain_answer']['sentences'][0]
+  # The ends of the answer's ratios were loaded: the caution comes first and says so.
+  assert first.startswith('Caution:') and 'and 4 more, so those times may be inflated;' in first
+  assert 'the ratios below compare k=3 with k=9' in first
 
 
 def test_the_anomaly_is_named_in_words(fixture_run):
