@@ -360,7 +360,8 @@ def _steps_text(st: dict | None) -> str:
          'larger kernels did not need more steps')
   return (f' How many steps training needs (a separate question from how long each takes): '
           f'test accuracy {st["target_accuracy"]} was first reached at {per}; {res} '
-          f'({st["why"]}; one seed).')
+          f'({st["why"]}; one seed: the first crossing moves from seed to seed, so compare '
+          'runs with --config.seed=1, 2 before trusting a difference of a few intervals).')
 
 
 def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:

@@ -94,7 +94,8 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
              else ', so the larger kernel did not need more steps, only longer ones')
   return (f'; test accuracy first reached {n.field(lo, "target_accuracy", "g")} at '
           f'{one(lo)} and at {one(hi)}{verdict} (test set evaluated every '
-          f'{n.field(lo, "eval_every", "d")} steps, one seed)')
+          f'{n.field(lo, "eval_every", "d")} steps; one seed, and this count moves from seed to '
+          'seed: `--config.seed=1` trains another)')
 
 
 def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict], g: str,
@@ -180,7 +181,7 @@ def _refuted(n: _Numbers, claim_list) -> str:
                     scale=100)
       # A share at or under zero is an update that did not grow: say so, not "-0.3% of".
       clauses.append(f'the optimizer (the Adam update, timed alone, is {share}% of the step-time '
-                     'growth)' if nb['share_of_growth'] > 0 else
+                     'growth)' if nb['share_of_growth'] >= 0.001 else
                      f'the optimizer (the Adam update, timed alone, did not grow with k: {share}% '
                      'of the step-time growth, within timing noise)')
     elif c['id'] == 3:
