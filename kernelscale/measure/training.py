@@ -22,7 +22,7 @@ import numpy as np
 
 from kernelscale import progress
 from kernelscale.data import source, batches
-from kernelscale.measure import timing
+from kernelscale.measure import memguard, timing
 from kernelscale.net import flops, models, train
 
 
@@ -181,6 +181,7 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
   rec['input_hw'], rec['input_channels'] = h, c
   rec['params'] = flops.param_count(module.features, pt.kernel_size, pt.padding, h, c,
                                     num_classes=ds.num_classes, block=module.block)
+  memguard.check_params(rec['params'])  # before the state is allocated, as in the sweep
   state = train.create_state(module, config.learning_rate, jax.random.PRNGKey(config.seed),
                              ds.image_shape)
   n_train, n_test = len(dset.train_labels), len(dset.test_labels)
@@ -207,6 +208,7 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
     rec.update(cost)
     rec.update(mem)
     notes += n1 + n2
+    memguard.check_compiled(rec)  # before the first step runs
 
     curve = AccuracyCurve(config.eval_every, config.target_accuracy,
                           lambda st: _evaluate(st, dset, eb, evals, prefetch)[0])

@@ -158,3 +158,22 @@ def test_accuracy_curve_finds_the_first_crossing_and_keeps_evaluation_out_of_the
   never = training.AccuracyCurve(0, 0.99, slow_eval).fields(final_accuracy=0.9)
   assert never['accuracy_curve'] == [[0, 0.0, 0.9]] and never['steps_to_target'] is None
   assert '0.9000 at best' in never['steps_to_target_why']
+
+
+def test_training_skips_a_point_that_would_not_fit_in_memory(tmp_path, monkeypatch):
+  from kernelscale.measure import memguard  # pylint: disable=g-import-not-at-top
+  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
+                   eval_batch_size=20)
+  pt = sweep.validate(config)[0]
+  dset = source.load(config)
+  # Too little memory for the train state: refused before it is allocated.
+  monkeypatch.setattr(memguard, 'available_bytes', lambda: 10 ** 6)
+  with pytest.raises(memguard.DoesNotFit, match='train state'):
+    training.train_point(pt, config, dset)
+  # Enough for the state (4 copies of 0.42 M parameters) but not for the compiled step.
+  monkeypatch.setattr(memguard, 'available_bytes', lambda: 8 * 10 ** 6)
+  with pytest.raises(memguard.DoesNotFit, match='compiled step'):
+    training.train_point(pt, config, dset)
