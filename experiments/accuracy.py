@@ -6,14 +6,16 @@ Needs:  Fashion-MNIST prepared once, offline, from Debian's package:
           apt-get install dataset-fashion-mnist
           python run.py --prepare=fashion_mnist --from_idx=/usr/share/datasets/fashion-mnist
         (or --config.download=True where network and TensorFlow exist, e.g. Colab).
-Takes:  quick: about 1.5 minutes on a 2-core CPU (83 s wall, 13-30 s per epoch and point;
-        65 s with --config.conv_algo=auto; 2026-12-02, Zen 5 guest, malloc=retain, Eigen conv
-        path). The first run also decodes the PNGs (about 8 s), later runs read the cached
-        arrays (0.2 s).
+Takes:  quick: about 2 minutes on a 2-core CPU (2026-12-03, Xeon guest, malloc=retain, Eigen
+        conv path: 23 / 46 / 58 s per point at k=3 / 5 / 7, each with its 10 test-set
+        evaluations, about a quarter of that). The first run also decodes the PNGs (about
+        6 s), later runs read the cached arrays (0.2 s).
         Full: 5 epochs and k=9 too, roughly 7x the quick form.
 
 Per point it records train_loss, test_accuracy, epoch_s (measured end to end,
-input pipeline included), data_wait_s, compute_s and compile_s; results.md
+input pipeline included), data_wait_s, compute_s, compile_s, and the test
+accuracy every eval_every steps with the first step that reaches
+target_accuracy (claim 5: does a bigger kernel need more steps?); results.md
 gets an accuracy-against-time plot.
 """
 from experiments import seed
