@@ -6,12 +6,28 @@ the steps it records (`trace_overhead` = traced / untraced median), so the
 tables put phases on the untraced median's scale: phase × step_s_median /
 trace_step_s_median. A point's phases are trusted only when the trace
 attributes between MIN_ and MAX_TRACE_COVERAGE of its own steps' wall time.
+
+Each conv phase is also timed alone (`conv_alone_s`, and under the profiler
+`conv_alone_traced_s`), and `alone_vs_profiled` flags a scaled phase that
+disagrees with it past ALONE_FLAG, with the reason the records show: one scale
+factor for every phase, where the profiler slows some phases far more than
+others (Eigen convolutions split into many short pool tasks: conv1's filter
+gradient); a phase that ran beside another and was given half that time by the
+per-thread split (`phase_beside`); or an unsteady alone timing.
 """
 from __future__ import annotations
+
+import math
+
+from kernelscale.analysis.clauses import CONTENDED_SHARE
 
 MIN_TRACE_COVERAGE, MAX_TRACE_COVERAGE = 0.8, 1.2
 # A conv phase timed alone and its profiled time (scaled) disagree past this ratio.
 ALONE_FLAG = 1.3
+# A flagged phase shorter in the step than alone is put down to running beside
+# other phases when at least this share of its running time did (the split then
+# books about half of that time to it, on two threads).
+BESIDE_SHARE = 0.5
 
 
 def trusted_phases(rec: dict) -> dict | None:
@@ -48,22 +64,80 @@ def scaled_phases(rec: dict) -> dict | None:
   return {k: v * f for k, v in ph.items()}
 
 
+def _within(r: float) -> bool:
+  return 1 / ALONE_FLAG <= r <= ALONE_FLAG
+
+
+def _far(a: float, b: float) -> bool:
+  """Is factor a further from 1 than factor b (either way)?"""
+  return abs(math.log(a)) >= abs(math.log(b))
+
+
+def _reason(e: dict) -> str | None:
+  """Why a flagged phase's profiled time and its time alone disagree, from what was measured.
+
+  The ratio splits into factors: ratio = traced_ratio × alone_trace_overhead ×
+  scale (profiled_s / traced_s, the one factor the table takes off every phase).
+  'tracing': the profiler's part (alone_trace_overhead × scale) is the larger:
+  the profiler slows this phase alone more or less than the whole step.
+  'alone_unsteady': the same, but the phase ran faster alone under the profiler
+  than without, by more than the scale moves it: the untraced alone figure is
+  off. 'scale' (records without conv_alone_traced_s): the scale is the larger
+  factor against unscaled_ratio. 'overlap': otherwise, shorter in the step, with
+  at least BESIDE_SHARE of its running time beside another phase, whose time the
+  per-thread split shares. 'contended': otherwise, shorter in the step, and other
+  programs took CONTENDED_SHARE or more of the CPU while the phases were timed
+  alone (conv_alone_other_cpu_share). 'unexplained': none of these.
+  """
+  if not e['flagged']:
+    return None
+  f, a = e['scale'], e['alone_trace_overhead']
+  if e['traced_ratio'] is not None:
+    if _far(a * f, e['traced_ratio']):
+      return 'alone_unsteady' if a < 1 and _far(a, f) else 'tracing'
+  elif e['unscaled_ratio'] is not None and _far(f, e['unscaled_ratio']):
+    return 'scale'
+  if e['ratio'] < 1 and (e['beside_share'] or 0) >= BESIDE_SHARE:
+    return 'overlap'
+  if e['ratio'] < 1 and (e['alone_other_cpu_share'] or 0) >= CONTENDED_SHARE:
+    return 'contended'
+  return 'unexplained'
+
+
 def alone_vs_profiled(rec: dict) -> list[dict]:
   """Each conv phase timed alone (record field conv_alone_s) against its scaled profiled time.
 
   Returns:
     [{phase, alone_s, profiled_s, ratio (profiled / alone), flagged (ratio
-    outside 1/ALONE_FLAG..ALONE_FLAG)}]; [] without both.
+    outside 1/ALONE_FLAG..ALONE_FLAG), and what explains a flag: traced_s (the
+    traced step's phase, unscaled), scale (profiled_s / traced_s), unscaled_ratio (traced_s / alone_s),
+    alone_traced_s (timed alone under the profiler; None in records without
+    conv_alone_traced_s), traced_ratio (traced_s / alone_traced_s),
+    alone_trace_overhead (alone_traced_s / alone_s), step_trace_overhead,
+    beside_share and beside_with (record field phase_beside), alone_other_cpu_share,
+    reason (`_reason`; None when not flagged)}]; [] without both.
   """
   alone, ph = rec.get('conv_alone_s') or {}, scaled_phases(rec) or {}
+  raw = trusted_phases(rec) or {}
+  traced_alone = rec.get('conv_alone_traced_s') or {}
+  beside = rec.get('phase_beside') or {}
   out = []
   for k, a in sorted(alone.items()):
     p = ph.get(k)
     if not a or p is None:
       continue
     r = p / a
-    out.append({'phase': k, 'alone_s': a, 'profiled_s': p, 'ratio': r,
-                'flagged': not 1 / ALONE_FLAG <= r <= ALONE_FLAG})
+    t, ta = raw.get(k), traced_alone.get(k)
+    e = {'phase': k, 'alone_s': a, 'profiled_s': p, 'ratio': r, 'flagged': not _within(r),
+         'traced_s': t, 'scale': p / t if t else None, 'unscaled_ratio': t / a if t else None,
+         'alone_traced_s': ta, 'traced_ratio': t / ta if t and ta else None,
+         'alone_trace_overhead': ta / a if ta else None,
+         'step_trace_overhead': rec.get('trace_overhead'),
+         'beside_share': (beside.get(k) or {}).get('share'),
+         'beside_with': (beside.get(k) or {}).get('with'),
+         'alone_other_cpu_share': rec.get('conv_alone_other_cpu_share')}
+    e['reason'] = _reason(e)
+    out.append(e)
   return out
 
 

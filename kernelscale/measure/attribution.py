@@ -178,19 +178,85 @@ def thread_split(segments, start: float, end: float) -> dict[str, float]:
   return dict(out)
 
 
+def beside_time(segments, start: float, end: float, key=lambda who: who) -> dict:
+  """How much of each key's running time another thread spent on a different key.
+
+  Args:
+    segments: `_thread_segments`' per-thread lists.
+    start, end: the window (ns).
+    key: maps an op to what is compared (profiling passes its layer/phase label).
+
+  Returns:
+    {key: (ns some thread ran it, ns of those while another thread ran a
+    different key, {that other key: ns})}. `thread_split` gives such shared
+    time half to each (two threads), so a phase that runs mostly beside
+    another gets about half its running time.
+  """
+  pts = []
+  for li, segs in enumerate(segments):
+    for who, s, e in segs:
+      s, e = max(s, start), min(e, end)
+      if e > s:
+        pts.append((s, 1, li, key(who)))
+        pts.append((e, -1, li, key(who)))
+  pts.sort(key=lambda p: (p[0], p[1]))
+  wall: dict = collections.defaultdict(float)
+  beside: dict = collections.defaultdict(float)
+  partner: dict = collections.defaultdict(lambda: collections.defaultdict(float))
+  active: dict[int, str] = {}
+  last = None
+  for t, kind, li, k in pts:
+    if active and last is not None and t > last:
+      dt = t - last
+      running = set(active.values())
+      for k2 in running:
+        wall[k2] += dt
+        for other in running - {k2}:
+          partner[k2][other] += dt
+        if len(running) > 1:
+          beside[k2] += dt
+    if kind == 1:
+      active[li] = k
+    elif active.get(li) == k:
+      del active[li]
+    last = t
+  return {k2: (wall[k2], beside[k2], dict(partner[k2])) for k2 in wall}
+
+
+def beside_summary(beside_steps: list[dict]) -> dict:
+  """{key: {'share': time beside another key / running time, 'with': the key most beside it}}.
+
+  Pooled over the given steps (`beside_time`'s dicts); keys that never ran are left out.
+  """
+  wall: dict = collections.defaultdict(float)
+  beside: dict = collections.defaultdict(float)
+  partner: dict = collections.defaultdict(lambda: collections.defaultdict(float))
+  for step in beside_steps:
+    for k, (w, b, others) in step.items():
+      wall[k] += w
+      beside[k] += b
+      for o, t in others.items():
+        partner[k][o] += t
+  return {k: {'share': beside[k] / wall[k],
+              'with': max(partner[k], key=partner[k].get) if partner[k] else None}
+          for k in sorted(wall) if wall[k] > 0}
+
+
 def summarize_steps(per_step: list[dict], wall_s: list[float],
-                    step_s_median: float | None) -> dict:
+                    step_s_median: float | None, beside_steps: list[dict] | None = None) -> dict:
   """Medians over the traced steps that are not outliers.
 
   Args:
     per_step: {label: s} attributed per traced step.
     wall_s: each traced step's own wall time (its annotation).
     step_s_median: the untraced median step, for trace_overhead.
+    beside_steps: per traced step, `beside_time` by label (None: not measured).
 
   Returns:
     {'phase_s' (per-label medians), 'trace_coverage' (median of attributed /
     own wall), 'trace_step_s_median', 'trace_overhead', 'trace_dropped_steps'
-    (indices), 'trace_steps_used', 'trace_step_s' (every traced step's wall)}.
+    (indices), 'trace_steps_used', 'trace_step_s' (every traced step's wall),
+    'phase_beside' (`beside_summary` over the kept steps; None without beside_steps)}.
   """
   med = float(np.median(wall_s))
   keep = [i for i, w in enumerate(wall_s) if w <= OUTLIER_FACTOR * med]
@@ -201,4 +267,6 @@ def summarize_steps(per_step: list[dict], wall_s: list[float],
   return {'phase_s': phase, 'trace_coverage': cov, 'trace_step_s_median': kept_med,
           'trace_overhead': kept_med / step_s_median if step_s_median else None,
           'trace_dropped_steps': [i for i in range(len(wall_s)) if i not in keep],
-          'trace_steps_used': len(keep), 'trace_step_s': [float(w) for w in wall_s]}
+          'trace_steps_used': len(keep), 'trace_step_s': [float(w) for w in wall_s],
+          'phase_beside': (beside_summary([beside_steps[i] for i in keep])
+                           if beside_steps is not None else None)}

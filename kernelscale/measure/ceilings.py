@@ -8,7 +8,9 @@ device and cached in `<workdir>/ceilings.json`, keyed by `device_key()`.
 
 `conv_phases_alone` times each conv layer's forward and gradient convolutions
 alone (benchmarks/step_vs_ceiling.py): how fast this XLA's own conv kernels run on
-the network's shapes, against which the whole step can be read.
+the network's shapes, against which the whole step can be read; with `traced`,
+also under the profiler, so that a traced step's phases can be compared like
+for like (`conv_alone_fields`, the sweep's record fields).
 
 Nothing here is imported by the analysis; the analysis reads the files only.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 
 import jax
@@ -35,6 +38,9 @@ COPY_ELEMENTS = {'cpu': 32 * 2**20, 'gpu': 256 * 2**20, 'tpu': 256 * 2**20}
 # A bf16 matmul slower than this per call is not repeated further (CPUs may
 # emulate bf16); its single timing is still recorded.
 SLOW_CALL_S = 1.0
+# conv_phases_alone: calls of each program before it is timed, and turns over the programs.
+CONV_WARM_CALLS = 3
+CONV_PASSES = 3
 
 
 def _time_calls(fn, args, repeats: int, budget_s: float) -> list[float]:
@@ -149,23 +155,63 @@ def load_or_measure(workdir: str) -> dict:
   return cache[key]
 
 
+def _conv_passes(progs, repeats: int, budget_s: float) -> list[list[float]]:
+  """Seconds of each call of each (fn, args), timed in CONV_PASSES turns over the programs.
+
+  Each program gets about repeats / CONV_PASSES calls (and budget_s / CONV_PASSES
+  seconds) per turn, so that a burst of other load, or a slow stretch, falls on
+  a few calls of several programs rather than on most calls of one.
+  """
+  per = -(-repeats // CONV_PASSES)
+  out: list[list[float]] = [[] for _ in progs]
+  for _ in range(CONV_PASSES):
+    for i, (fn, args) in enumerate(progs):
+      out[i] += timing.time_calls(lambda f=fn, a=args: jax.block_until_ready(f(*a)), per,
+                                  budget_s / CONV_PASSES)
+  return out
+
+
+def _traced_passes(progs, repeats: int, budget_s: float) -> list[list[float]] | None:
+  """`_conv_passes` run under the profiler, with the step trace's options; None if it cannot start.
+
+  The trace goes to a temporary folder, deleted afterwards: only the calls' wall time is kept.
+  """
+  from kernelscale.measure import profiling  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as d:
+    try:
+      jax.profiler.start_trace(d, profiler_options=profiling.profile_options())
+    except Exception:  # pylint: disable=broad-except  (another session active, no profiler)
+      return None
+    try:
+      return _conv_passes(progs, repeats, budget_s)
+    finally:
+      jax.profiler.stop_trace()
+
+
 def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
                       input_hw: int = 28, channels: int = 1, dtype=jnp.float32,
-                      repeats: int = 15, budget_s: float = 2.0) -> list[dict]:
+                      repeats: int = 15, budget_s: float = 2.0, traced: bool = False) -> list[dict]:
   """Each conv layer's convolutions, as nn.Conv's train step runs them, timed alone.
 
   Per layer (shapes.conv_layers' shapes): `forward` (lax.conv, nn.Conv's
   NHWC/HWIO form), `backward_input` (its input gradient; not for the first
   layer, whose input is the data, as in flops.py) and `backward_filter` (its
   kernel gradient), each from jax.vjp, each compiled alone with the process's
-  XLA flags (so on the same CPU conv path as the step) and timed as the median
-  of up to `repeats` blocked calls after a warm one.
+  XLA flags (so on the same CPU conv path as the step). Each is called
+  CONV_WARM_CALLS times, then timed as the median of up to `repeats` blocked
+  calls (within `budget_s` each), in CONV_PASSES turns over the phases.
+
+  With `traced`, each is timed again the same way under the profiler (the
+  step trace's options): the profiler slows some convolutions far more than
+  others (those Eigen splits into many short pool tasks), so a traced step's
+  phase is compared like for like against `traced_seconds`.
 
   Returns:
-    One dict per (layer, phase): layer, phase, seconds (median), xla_flops
-    (XLA's cost analysis of that program alone; None where it has none),
-    shape (B, H, W, C_in, C_out) and output_shape (what the phase computes:
-    the layer's output, its input's gradient or its kernel's gradient).
+    One dict per (layer, phase): layer, phase, seconds (median), traced_seconds
+    (median under the profiler; None without `traced` or when the profiler
+    could not start), xla_flops (XLA's cost analysis of that program alone;
+    None where it has none), shape (B, H, W, C_in, C_out) and output_shape (what
+    the phase computes: the layer's output, its input's gradient or its kernel's gradient).
   """
   conv = lambda x, w: convs.xla_conv(x, w, padding)  # noqa: E731
   phases = {
@@ -173,7 +219,7 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
       'backward_input': lambda x, w, g: jax.vjp(lambda x_: conv(x_, w), x)[1](g)[0],
       'backward_filter': lambda x, w, g: jax.vjp(lambda w_: conv(x, w_), w)[1](g)[0],
   }
-  out = []
+  out, progs = [], []
   layers = shapes.conv_layers(features, kernel_size, padding, input_hw, channels)
   for i, layer in enumerate(layers):
     keys = jax.random.split(jax.random.PRNGKey(i), 3)
@@ -184,22 +230,41 @@ def conv_phases_alone(features, kernel_size: int, padding: str, batch_size: int,
       if phase == 'backward_input' and i == 0:
         continue
       compiled = jax.jit(fn).lower(x, w, g).compile()
-      times = _time_calls(compiled, (x, w, g), repeats, budget_s)
-      out.append({'layer': layer.name, 'phase': phase, 'seconds': float(np.median(times)),
+      progs.append((compiled, (x, w, g)))
+      out.append({'layer': layer.name, 'phase': phase,
                   'xla_flops': timing.cost_analysis(compiled)[0]['xla_flops'],
                   'shape': (batch_size, layer.in_hw, layer.in_hw, layer.c_in, layer.c_out),
                   'output_shape': tuple(jax.eval_shape(fn, x, w, g).shape)})
+  # The first calls after compiling can run slower: up to 2x over the first
+  # few calls on the 2-core VMs, mostly with one core idle.
+  for fn, args in progs:
+    for _ in range(CONV_WARM_CALLS):
+      jax.block_until_ready(fn(*args))
+  times = _conv_passes(progs, repeats, budget_s)
+  traced_times = _traced_passes(progs, repeats, budget_s) if traced else None
+  for j, d in enumerate(out):
+    d['seconds'] = float(np.median(times[j]))
+    d['traced_seconds'] = float(np.median(traced_times[j])) if traced_times else None
   return out
 
 
-def conv_alone_s(features, kernel_size: int, padding: str, batch_size: int, input_hw: int,
-                 channels: int, dtype, budget_s: float = 0.5) -> dict[str, float]:
-  """{'conv2/backward_input': s, ...}: `conv_phases_alone` keyed like a record's phase_s.
+def conv_alone_fields(features, kernel_size: int, padding: str, batch_size: int, input_hw: int,
+                      channels: int, dtype, budget_s: float = 0.5) -> dict:
+  """The record fields of `conv_phases_alone` (traced too), keyed like a record's phase_s.
 
-  The sweep records it beside a profiled point (record field conv_alone_s) so
-  that each conv phase's profiled time can be checked against it.
+  The sweep records them beside a profiled point, so that each conv phase's
+  profiled time can be checked against it (analysis/profile.py).
+
+  Returns:
+    {'conv_alone_s': {'conv2/backward_input': s, ...}, 'conv_alone_traced_s':
+    the same under the profiler (None when it could not start),
+    'conv_alone_other_cpu_share': the share of the CPUs other processes took
+    while they were timed (timing.other_cpu_load; None where unknown)}.
   """
-  return {f'{d["layer"]}/{d["phase"]}': d['seconds']
-          for d in conv_phases_alone(features, kernel_size, padding, batch_size, input_hw,
-                                     channels, dtype, budget_s=budget_s)}
-
+  with timing.other_cpu_load() as load:
+    got = conv_phases_alone(features, kernel_size, padding, batch_size, input_hw, channels,
+                            dtype, budget_s=budget_s, traced=True)
+  traced = {f'{d["layer"]}/{d["phase"]}': d['traced_seconds'] for d in got}
+  return {'conv_alone_s': {f'{d["layer"]}/{d["phase"]}': d['seconds'] for d in got},
+          'conv_alone_traced_s': traced if None not in traced.values() else None,
+          'conv_alone_other_cpu_share': load['other_cpu_share']}

@@ -53,13 +53,26 @@ import numpy as np
 from kernelscale.measure import hlo, hlo_labels, trace_export
 # The time split itself (pure Python): re-exported, as tests and benchmarks use them here.
 from kernelscale.measure.attribution import (  # pylint: disable=unused-import
-    OUTLIER_FACTOR, UNOWNED, _thread_segments, split_time, summarize_steps, thread_split)
+    OUTLIER_FACTOR, UNOWNED, _thread_segments, beside_time, split_time, summarize_steps,
+    thread_split)
 
 
 STEP_NAME = 'train'
 
 HLO_NAME = 'optimized_hlo.txt'
 _DEVICE_PREFIXES = ('/device:GPU:', '/device:TPU:')
+
+
+def profile_options():
+  """The profiler options of every trace here (and of the conv phases timed alone under it).
+
+  The Python tracer made the first traced step ~20x slower (measured on CPU)
+  and adds nothing per-op; host TraceMes (StepTraceAnnotation, XLA ops) and
+  the HLO protos TensorBoard's op views use stay on.
+  """
+  options = jax.profiler.ProfileOptions()
+  options.python_tracer_level = 0
+  return options
 
 
 def trace_steps(step: Callable, state: Any, batch: dict, steps: int, logdir: str):
@@ -78,11 +91,7 @@ def trace_steps(step: Callable, state: Any, batch: dict, steps: int, logdir: str
   os.makedirs(logdir, exist_ok=True)
   before = set(glob.glob(os.path.join(logdir, 'plugins', 'profile', '*', '*.xplane.pb')))
   times, metrics = [], None
-  options = jax.profiler.ProfileOptions()
-  # The Python tracer made the first traced step ~20x slower (measured on
-  # CPU) and adds nothing per-op; host TraceMes (StepTraceAnnotation, XLA
-  # ops) and the HLO protos TensorBoard's op views use stay on.
-  options.python_tracer_level = 0
+  options = profile_options()
   # Drop jax's cached programs (parameter init, eager ops, the optimizer timing) so that
   # the trace's program list (Op Profile) holds the train step, not ~80 init programs.
   jax.clear_caches()
@@ -182,22 +191,26 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
      per step or None, 'plane': plane used, 'steps_seen': int, 'method':
      'threads' (per-thread busy time) or 'overlap split', 'per_step': [{label:
      s}] per traced step or None, 'step_wall_s': each step's annotation (s)
-     or None, 'notes': [...]}
+     or None, 'beside_steps': per traced step, `beside_time` by label (only
+     with 'threads'; else None), 'notes': [...]}
   """
   events, plane, note = op_events(profile, module.name or None)
   if not events:
     return {'phase_s': None, 'attributed_s': None, 'summed_s': None, 'plane': None,
             'steps_seen': 0, 'method': None, 'per_step': None, 'step_wall_s': None,
-            'notes': [note]}
+            'beside_steps': None, 'notes': [note]}
   notes = []
   windows = step_windows(profile) if plane == '/host:CPU' else []
   group = next(p for p in profile.planes if p.name == plane)
   segments = _thread_segments(group, module.name or None) if windows else None
   per_op_steps: list[dict[str, float]] = []
+  beside_steps = None
   if segments is not None:
     method = 'threads'
+    beside_steps = []
     for s, e in windows:
       per_op_steps.append({op: t * 1e-9 for op, t in thread_split(segments, s, e).items()})
+      beside_steps.append(beside_time(segments, s, e, lambda op: labels.get(op, 'other/all')))
   else:
     method = 'overlap split'
     by_run: dict = collections.defaultdict(list)
@@ -226,7 +239,7 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
   wall = [(e - s) * 1e-9 for s, e in windows] if len(windows) == n else None
   return {'phase_s': phase, 'attributed_s': sum(phase.values()), 'summed_s': summed,
           'plane': plane, 'steps_seen': n, 'method': method, 'per_step': per_step,
-          'step_wall_s': wall, 'notes': notes}
+          'step_wall_s': wall, 'beside_steps': beside_steps, 'notes': notes}
 
 
 def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
@@ -249,7 +262,9 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     kept traced steps), trace_coverage (median attributed / own wall time),
     conv_impl, trace_dir, profile_steps, trace_step_s_median (kept steps),
     trace_op_sum_s, trace_method, trace_overhead (traced / untraced median),
-    trace_dropped_steps, trace_steps_used, trace_step_s.
+    trace_dropped_steps, trace_steps_used, trace_step_s, phase_beside (per phase:
+    the share of its running time another thread spent on a different phase,
+    and which phase most; per-thread attribution only).
   """
   module = hlo.parse(compiled_text)
   labels = hlo_labels.op_labels(module)
@@ -261,7 +276,8 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
             'trace_dir': os.path.relpath(logdir, workdir), 'profile_steps': steps,
             'phase_s': None, 'trace_coverage': None, 'trace_step_s_median': None,
             'trace_op_sum_s': None, 'trace_method': None, 'trace_overhead': None,
-            'trace_dropped_steps': None, 'trace_steps_used': None, 'trace_step_s': None}
+            'trace_dropped_steps': None, 'trace_steps_used': None, 'trace_step_s': None,
+            'phase_beside': None}
   notes = []
   try:
     state, _, times, path = trace_steps(step, state, batch, steps, logdir)
@@ -290,7 +306,7 @@ def profile_point(step: Callable, state: Any, batch: dict, compiled_text: str,
     # Each traced step against its own wall time (its annotation, else the timer).
     wall = att['step_wall_s'] or (times if len(times) == att['steps_seen'] else None)
     if wall:
-      summ = summarize_steps(att['per_step'], wall, step_s_median)
+      summ = summarize_steps(att['per_step'], wall, step_s_median, att['beside_steps'])
       fields.update(summ)
       if summ['trace_dropped_steps']:
         notes.append(f'traced step(s) {summ["trace_dropped_steps"]} dropped from the profile '

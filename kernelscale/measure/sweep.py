@@ -200,8 +200,8 @@ def measure_point(pt: Point, config, workdir: str | None = None,
     if config.get('conv_alone', False) and rec.get('phase_s') and module.block == 'plain' \
         and not shapes.substituted(rec['conv_algos'].values()):
       # Each conv phase timed alone, to cross-check its profiled time (analysis/profile.py).
-      rec['conv_alone_s'] = ceilings.conv_alone_s(features, pt.kernel_size, pt.padding,
-                                                  pt.batch_size, hw, c, models.DTYPES[pt.dtype])
+      rec.update(ceilings.conv_alone_fields(features, pt.kernel_size, pt.padding,
+                                            pt.batch_size, hw, c, models.DTYPES[pt.dtype]))
   rec['notes'] = notes
   return rec
 

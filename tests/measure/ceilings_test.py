@@ -56,7 +56,7 @@ def test_conv_phases_alone_times_each_layer_phase_with_xla_flops():
   # The first layer's input is the data: no input gradient, as in flops.py.
   assert got == [('conv1', 'forward'), ('conv1', 'backward_filter'), ('conv2', 'forward'),
                  ('conv2', 'backward_input'), ('conv2', 'backward_filter')]
-  assert all(p['seconds'] > 0 for p in out)
+  assert all(p['seconds'] > 0 and p['traced_seconds'] is None for p in out)
   assert out[2]['shape'] == (2, 4, 4, 4, 8)  # conv2 sees conv1's pooled 4x4x4
   # Each phase computes what its name says: output, input gradient, kernel gradient.
   assert [p['output_shape'] for p in out] == [(2, 8, 8, 4), (3, 3, 1, 4), (2, 4, 4, 8),
@@ -67,6 +67,33 @@ def test_conv_phases_alone_times_each_layer_phase_with_xla_flops():
   want = flops.layer_flops((4, 8), 3, 'SAME', 2, input_hw=8)
   for p in out:
     assert p['xla_flops'] == pytest.approx(want[f'{p["layer"]}/{p["phase"]}'], rel=0.02)
+
+
+def test_conv_alone_fields_time_each_phase_untraced_and_traced(monkeypatch):
+  got = ceilings.conv_alone_fields((4, 8), 3, 'SAME', 2, 8, 1, np.float32, budget_s=0.05)
+  keys = {'conv1/forward', 'conv1/backward_filter', 'conv2/forward', 'conv2/backward_input',
+          'conv2/backward_filter'}
+  assert set(got['conv_alone_s']) == keys and set(got['conv_alone_traced_s']) == keys
+  assert all(v > 0 for v in got['conv_alone_s'].values())
+  assert all(v > 0 for v in got['conv_alone_traced_s'].values())
+  assert got['conv_alone_other_cpu_share'] is None or 0 <= got['conv_alone_other_cpu_share'] <= 1
+  json.dumps(got)  # record fields
+
+  def busy(*a, **k):
+    raise RuntimeError('only one profile may be run at a time')
+  monkeypatch.setattr(jax.profiler, 'start_trace', busy)
+  got = ceilings.conv_alone_fields((4, 8), 3, 'SAME', 2, 8, 1, np.float32, budget_s=0.05)
+  assert got['conv_alone_traced_s'] is None and set(got['conv_alone_s']) == keys
+
+
+def test_conv_phases_are_timed_in_turns_after_warm_calls(monkeypatch):
+  calls = []
+  monkeypatch.setattr(timing, 'time_calls',
+                      lambda call, n, budget_s=None: calls.append(n) or [0.001] * n)
+  out = ceilings.conv_phases_alone((4, 8), 3, 'SAME', 2, input_hw=8, repeats=6)
+  # Five phases, CONV_PASSES turns of 6 / CONV_PASSES calls each.
+  assert calls == [6 // ceilings.CONV_PASSES] * 5 * ceilings.CONV_PASSES
+  assert all(p['seconds'] == 0.001 for p in out)
 
 
 _CEILING = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),

@@ -49,6 +49,11 @@ def test_fixture_attribution_phases_and_coverage(name):
   assert len(steps) == 2
   cov = att['attributed_s'] / (sum(steps) / len(steps))
   assert 0.8 <= cov <= 1.2, cov
+  # Per traced step, how much of each phase ran beside another phase (per-thread split).
+  assert att['method'] == 'threads' and len(att['beside_steps']) == 2
+  beside = profiling.summarize_steps(att['per_step'], steps, None,
+                                     att['beside_steps'])['phase_beside']
+  assert CONV_KEYS <= set(beside) and all(0 <= b['share'] <= 1 for b in beside.values())
 
 
 def test_async_op_runs_until_its_flow_linked_end_event():
@@ -146,6 +151,7 @@ def test_tiny_traced_run_record(traced):
   assert CONV_KEYS <= set(rec['phase_s']) and 'conv1/backward_input' not in rec['phase_s']
   assert rec['trace_coverage'] > 0 and rec['trace_step_s_median'] > 0
   assert set(rec['conv_impl']) == CONV_KEYS
+  assert CONV_KEYS <= set(rec['phase_beside']) <= set(rec['phase_s'])
   json.dumps(rec)  # a record must serialise
 
 
@@ -261,3 +267,26 @@ def test_outlier_traced_steps_are_dropped_and_named():
   assert got['trace_step_s_median'] == pytest.approx(0.01135)
   assert got['trace_overhead'] == pytest.approx(1.135)
   assert 0.9 <= got['trace_coverage'] <= 1.0
+
+
+def test_beside_time_counts_only_time_beside_a_different_phase():
+  # Thread 0 runs a (conv) 0-10 then b 12-14; thread 1 runs b 5-10, a 10-12 and a 12-13.
+  segs = [[('a', 0, 10), ('b', 12, 14)], [('b', 5, 10), ('a', 10, 13)]]
+  got = profiling.beside_time(segs, 0, 100)
+  assert got['a'] == (13, 6, {'b': 6})  # 0-13 running; beside b 5-10 and 12-13
+  assert got['b'] == (7, 6, {'a': 6})   # 5-10 and 12-14 running
+  # The window clips, and a key function groups ops (here both into one phase: never beside).
+  assert profiling.beside_time(segs, 0, 7)['a'] == (7, 2, {'b': 2})
+  assert profiling.beside_time(segs, 0, 100, key=lambda op: 'x') == {'x': (14, 0, {})}
+  # Split per thread, the shared 6 units go half to each: a gets 13 - 3, b 7 - 3.
+  split = profiling.thread_split(segs, 0, 100)
+  assert split['a'] == pytest.approx(10) and split['b'] == pytest.approx(4)
+
+
+def test_phase_beside_pools_the_kept_steps_only():
+  per_step = [{'conv': 0.010}] * 3 + [{'conv': 0.040}]
+  beside = [{'conv': (10.0, 1.0, {'dense': 1.0})}] * 3 + [{'conv': (40.0, 40.0, {'pool': 40.0})}]
+  got = profiling.summarize_steps(per_step, [0.011, 0.011, 0.011, 0.045], 0.010, beside)
+  assert got['trace_dropped_steps'] == [3]
+  assert got['phase_beside'] == {'conv': {'share': pytest.approx(0.1), 'with': 'dense'}}
+  assert profiling.summarize_steps(per_step, [0.011] * 4, 0.010)['phase_beside'] is None
