@@ -429,8 +429,14 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   bounds = [p['bound'] for p in roof if p.get('bound')]
   if fr:
     top = max(sorted(set(bounds)), key=bounds.count)
+    rest = [p for p in roof if p.get('bound') and p['bound'] != top]
+    named = '; '.join(f'{p.get("padding")} k={p.get("kernel_size")} is {p["bound"]}-bound '
+                      f'({p["achieved_fraction"]:.0%})' for p in rest[:3]
+                      if p.get('achieved_fraction') is not None)
     s2 = (f'Steps reach {min(fr):.0%}–{max(fr):.0%} of the roofline\'s attainable FLOP/s and '
-          f'{bounds.count(top)} of {len(bounds)} points are {top}-bound.')
+          f'{bounds.count(top)} of {len(bounds)} points are {top}-bound'
+          + (' (limited by arithmetic rather than memory traffic, by the roofline model)'
+             if top == 'compute' else '') + (f'; {named}' if named else '') + '.')
   else:
     s2 = 'No device ceilings were measured, so no roofline bound is given.'
   by: dict[str, list[str]] = {}

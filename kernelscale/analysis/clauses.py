@@ -34,6 +34,7 @@ def load_clause(rs) -> str:
            else f'{min(hit):.0%}–{max(hit):.0%}')
   which = ('this point was' if len(rs) == 1 else
            f'{len(hit)} of these {len(rs)} points {"was" if len(hit) == 1 else "were"}')
+  whose = ('its step time' if len(rs) == 1 else 'that step time' if len(hit) == 1
+           else 'their step times')
   return (f'; but other processes took {share} of the CPU while {which} timed, so '
-          f'{"its" if len(rs) == 1 else "their"} step times may be inflated (rerun on a quiet '
-          'machine)')
+          f'{whose} may be inflated (rerun on a quiet machine)')

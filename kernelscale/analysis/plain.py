@@ -92,8 +92,11 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
   verdict = ('' if a is None else
              ', so the larger kernel needed more steps as well as longer ones' if b is None or b - a > every
              else ', so the larger kernel did not need more steps, only longer ones')
+  both = a is not None and b is not None and lo.get('train_s_to_target')
+  total = (f'; in all, reaching it took ×{n.ratio(lo, hi, "train_s_to_target", ".1f")} the '
+           'training time' if both else '')
   return (f'; test accuracy first reached {n.field(lo, "target_accuracy", "g")} at '
-          f'{one(lo)} and at {one(hi)}{verdict} (test set evaluated every '
+          f'{one(lo)} and at {one(hi)}{verdict}{total} (test set evaluated every '
           f'{n.field(lo, "eval_every", "d")} steps; one seed, and this count moves from seed to '
           'seed: `--config.seed=1` trains another)')
 
@@ -115,9 +118,10 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict], g: str,
         f'at k={hi["kernel_size"]} '
         f'(×{n.num(ratio, ".1f", [("json", "claims", i1, "numbers", "taps_per_position", 1), ("json", "claims", i1, "numbers", "taps_per_position", 0)], op="ratio")}, '
         f'not ×{n.num(kr, ".1f", [("json", "claims", i1, "numbers", "k2_ratio")])}: taps on the '
-        'zero padding multiply nothing, and XLA skips them, as does this count)')
+        'zero padding multiply nothing, so XLA does not compute them, and this count leaves them '
+        'out too)')
   if lo.get('achieved_flops_per_s') and hi.get('achieved_flops_per_s'):
-    parts.append(_rate(n, lo, hi, g, fits))
+    parts.append(_rate(n, lo, hi, g, fits, prof))
   ph = next((p for p in prof if p['point'] == hi.get('point') and p['trusted']), None)
   if ph and ph.get('conv_backward_share') is not None:
     i = prof.index(ph)
@@ -137,7 +141,7 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict], g: str,
   return 'Why: ' + '; '.join(parts) + '.'
 
 
-def _rate(n: _Numbers, lo: dict, hi: dict, g: str, fits: dict) -> str:
+def _rate(n: _Numbers, lo: dict, hi: dict, g: str, fits: dict, prof: list[dict]) -> str:
   """Why the step grows by less (or more) than its work: work ratio ÷ rate ratio = time ratio.
 
   achieved_flops_per_s is xla_flops / step_s_median, so the three ratios are one
@@ -156,9 +160,18 @@ def _rate(n: _Numbers, lo: dict, hi: dict, g: str, fits: dict) -> str:
   a, se = lin.get('a'), lin.get('a_se')
   if hi['achieved_flops_per_s'] > lo['achieved_flops_per_s'] and a and se and a > 2 * se:
     src = [('json', 'fits', g, 'linear_step_s_vs_xla_flops', 'a')]
+    ends = [(j, p) for j, p in enumerate(prof) if p['point'] in (lo.get('point'), hi.get('point'))
+            and p.get('non_conv_s') is not None]
+    seen = ''
+    if len(ends) == 2:
+      (j1, p1), (j2, p2) = ends
+      seen = (f'; the profile finds {n.num(p1["non_conv_s"], ".1f", [("json", "profile", j1, "non_conv_s")], scale=1e3)} → '
+              f'{n.num(p2["non_conv_s"], ".1f", [("json", "profile", j2, "non_conv_s")], scale=1e3)} ms '
+              'per step outside the convolutions, in the dense layers, pooling, activations, loss '
+              'and optimizer')
     return (f'{work} but takes only {time} as long, because about {n.num(a, ".1f", src, scale=1e3)} ms '
-            'of every step does not grow with k (where a straight line through step time against '
-            f'work meets zero work), so the average rate rises, {rate}')
+            'of every step does not grow with k (the fixed part of a straight line fitted through '
+            f'step time against work{seen}), so the average rate rises, {rate}')
   r = hi['achieved_flops_per_s'] / lo['achieved_flops_per_s']
   how = ('at about the same rate' if 1 / claims.GROWS <= r <= claims.GROWS else
          'faster at large k' if r > 1 else 'slower at large k')
@@ -193,7 +206,7 @@ def _refuted(n: _Numbers, claim_list) -> str:
           seen.add(pad)
           parts.append(f'×{n.num(v, ".2f", [("json", "claims", i, "numbers", "activation_ratios", j)])} '
                        f'with {pad} padding')
-      clauses.append('pooling (the activations left after pooling change by '
+      clauses.append('pooling (the activations left after pooling do not grow: '
                      + ', '.join(parts) + ')' if parts else 'pooling')
     else:
       clauses.append(CLAIM_NAMES[c['id']])
@@ -223,7 +236,8 @@ def _anomaly(n: _Numbers, result: dict, ok: Sequence[dict]) -> str:
   return ('Anomaly: XLA:CPU ran a convolution as its own slow loop (generic code) instead '
           'of its optimized convolution library, at ' + '; '.join(parts)
           + ('' if ok and ok[0].get('conv_algo') == 'auto' else
-             '; `--config.conv_algo=auto` computes such layers another way') + '.')
+             '; `--config.conv_algo=auto` computes such layers with another algorithm (not '
+             'timed in this run)') + '.')
 
 
 def _todo(result: dict) -> str:

@@ -215,8 +215,13 @@ def test_answer_says_when_other_load_inflated_the_step_times(fixture_run):
           for r in recs]
   res = summary.analyze(busy, ceil)
   assert len(res['answer']) <= 3
-  assert ('other processes took 35% of the CPU while 1 of these 4 points was timed, so their '
-          'step times may be inflated') in res['answer'][0]
+  assert ('other processes took 35% of the CPU while 1 of these 4 points was timed, so that '
+          'step time may be inflated') in res['answer'][0]
+  # The roofline sentence names the points outside the most common bound.
+  assert 'limited by arithmetic rather than memory traffic' in res['answer'][1]
+  slow = [dict(r, step_s_median=r['step_s_median'] * 20) if (r['padding'], r['kernel_size']) == (
+      'VALID', 7) else r for r in recs]
+  assert 'VALID k=7 is overhead-bound' in summary.analyze(slow, ceil)['answer'][1]
   # At the threshold the clause appears, just under it not.
   for share, said in ((claims.CONTENDED_SHARE, True), (claims.CONTENDED_SHARE - 1e-4, False)):
     edge = [dict(r, other_cpu_share=share) for r in recs]

@@ -76,6 +76,14 @@ def test_every_number_of_the_plain_answer_is_in_a_record_or_the_analysis(fixture
   # The fixture's line fit has a clear positive intercept: the fixed cost explains the rate.
   assert 'the whole step does ×' in text and 'as long, because about' in text
   assert 'ms of every step does not grow with k' in text
+  assert 'outside the convolutions' not in text  # the fixture has no profile
+  recs, ceil = fixture_run('seed_cpu')
+  for r in recs:  # a profile: 80% in conv2's forward, the rest in the dense layers
+    st = r['step_s_median']
+    r.update(phase_s={'conv2/forward': 0.8 * st, 'dense/forward': 0.2 * st}, trace_coverage=1.0,
+             trace_step_s_median=st, trace_overhead=1.0)
+  text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
+  assert 'ms per step outside the convolutions' in text  # the profile's view of that fixed part
   recs, ceil = fixture_run('seed_cpu')
   for r in recs:  # no fixed cost: time proportional to work, so the rate cannot rise
     r['step_s_median'], r['achieved_flops_per_s'] = r['xla_flops'] / 100e9, 100e9
@@ -128,6 +136,7 @@ def test_steps_to_target_accuracy_join_the_epoch_sentence(fixture_run):
   first = _check(_with_curves(recs, {3: 300, 9: 300}), ceil)['plain_answer']['sentences'][0]
   assert 'test accuracy first reached 0.85 at k=3 after 300 steps' in first
   assert 'did not need more steps, only longer ones' in first and 'every 50 steps' in first
+  assert 'in all, reaching it took ×' in first  # train_s_to_target k=9 over k=3
   first = _check(_with_curves(recs, {3: 300, 9: None}), ceil)['plain_answer']['sentences'][0]
   assert 'k=9 not within its 500 steps' in first and 'needed more steps' in first
 
