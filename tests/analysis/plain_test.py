@@ -173,3 +173,13 @@ def test_profile_trust_and_alone_ratio():
   assert s['conv_backward_share'] == pytest.approx(0.4) and s['alone_flagged'] == [
       'conv2/backward_input']
   assert profile.scaled_phases(dict(rec, trace_coverage=1.5)) is None
+
+
+def test_an_optimizer_that_did_not_grow_is_said_so(fixture_run):
+  recs, ceil = fixture_run('seed_cpu')
+  same = sorted((r for r in recs if r['padding'] == 'SAME'), key=lambda r: r['kernel_size'])
+  growth = same[-1]['step_s_median'] - same[0]['step_s_median']
+  for delta, said in ((-0.003 * growth, True), (0.0004 * growth, True), (0.02 * growth, False)):
+    same[-1]['optimizer_update_s'] = same[0]['optimizer_update_s'] + delta
+    text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
+    assert ('did not grow with k' in text) == said, (delta, text)
