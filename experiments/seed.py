@@ -20,7 +20,8 @@ FIELDS = (
     ('paddings', ('SAME', 'VALID'), 'conv paddings to measure: SAME and/or VALID'),
     ('batch_size', 128, 'examples per train step'),
     ('features', None, "conv widths, e.g. '16,32;32,64' (experiments/filters.py); None: the model's"),
-    ('repeats', 1, 're-time every point this many times, interleaved (:careful gives 3)'),
+    ('repeats', 1, 're-time every point this many times, interleaved (:careful gives 3); '
+                   'training: seeds seed, seed+1, …'),
     ('dtype', 'float32', 'float32 | bfloat16 | float16'),
     ('precision', 'default', 'default | tensorfloat32 | highest (f32 matmul/conv on GPU/TPU)'),
     ('learning_rate', 1e-3, 'Adam learning rate'),

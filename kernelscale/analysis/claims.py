@@ -298,8 +298,10 @@ def steps_to_target(rs: Sequence[dict]) -> dict | None:
   every = lo.get('eval_every') or 0
   pts = [{'k': r['kernel_size'], 'steps': r.get('steps_to_target'),
           'train_s': r.get('train_s_to_target'), 'reached': r.get('steps_to_target') is not None,
-          'point': r.get('point')} for r in rs]
-  out = {'target_accuracy': lo.get('target_accuracy'), 'eval_every': every, 'points': pts}
+          'point': r.get('point'), 'steps_each': r.get('steps_to_target_repeats'),
+          'seeds': r.get('seeds')} for r in rs]
+  out = {'target_accuracy': lo.get('target_accuracy'), 'eval_every': every, 'points': pts,
+         'n_seeds': len(lo.get('seeds') or [lo.get('seed')])}
   a, b = lo.get('steps_to_target'), hi.get('steps_to_target')
   if a is None:
     out.update(more_steps=None, why=f'k={lo["kernel_size"]} never reached the target '
@@ -353,15 +355,23 @@ def _steps_text(st: dict | None) -> str:
   """The evidence sentence on steps to the target accuracy; '' without curves."""
   if st is None:
     return ''
-  per = ', '.join(f'k={p["k"]} {p["steps"]} steps ({p["train_s"]:.1f} s)' if p['reached']
-                  else f'k={p["k"]} not reached' for p in st['points'])
+  def each(p):
+    return (f' [seeds {"/".join(map(str, p["seeds"]))}: '
+            f'{"/".join("never" if v is None else str(v) for v in p["steps_each"])}]'
+            if p.get('steps_each') else '')
+  per = ', '.join((f'k={p["k"]} {p["steps"]:g} steps ({p["train_s"]:.1f} s)' if p['reached']
+                   else f'k={p["k"]} not reached') + each(p) for p in st['points'])
+  n = st.get('n_seeds') or 1
+  seeds = (f'median of {n} seeds' if n > 1 else
+           'one seed: the first crossing moves from seed to seed, so compare runs with '
+           '--config.repeats=3 (seeds seed, seed+1, seed+2) before trusting a difference of a few '
+           'intervals')
   res = ('unknown' if st['more_steps'] is None else
          'larger kernels needed more steps' if st['more_steps'] else
          'larger kernels did not need more steps')
   return (f' How many steps training needs (a separate question from how long each takes): '
           f'test accuracy {st["target_accuracy"]} was first reached at {per}; {res} '
-          f'({st["why"]}; one seed: the first crossing moves from seed to seed, so compare '
-          'runs with --config.seed=1, 2 before trusting a difference of a few intervals).')
+          f'({st["why"]}; {seeds}).')
 
 
 def verdicts(ok: Sequence[dict], groups, fits, roof) -> list[dict]:

@@ -85,7 +85,7 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
   def one(r):
     if r.get('steps_to_target') is None:
       return f'k={n.k(r)} not within its {n.field(r, "accuracy_curve", "d", 1.0, -1, 0)} steps'
-    return (f'k={n.k(r)} after {n.field(r, "steps_to_target", "d")} steps '
+    return (f'k={n.k(r)} after {n.field(r, "steps_to_target", "g")} steps '
             f'({n.field(r, "train_s_to_target", ".1f")} s of training)')
   a, b = lo.get('steps_to_target'), hi.get('steps_to_target')
   every = lo.get('eval_every') or 0
@@ -97,8 +97,10 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
            'training time' if both else '')
   return (f'; test accuracy first reached {n.field(lo, "target_accuracy", "g")} at '
           f'{one(lo)} and at {one(hi)}{verdict}{total} (test set evaluated every '
-          f'{n.field(lo, "eval_every", "d")} steps; one seed, and this count moves from seed to '
-          'seed: `--config.seed=1` trains another)')
+          f'{n.field(lo, "eval_every", "d")} steps; ' + (
+              f'median of {len(lo["seeds"])} seeds)' if len(lo.get('seeds') or []) > 1 else
+              'one seed, and this count moves from seed to seed: `--config.repeats=3` trains '
+              'three)'))
 
 
 def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict], g: str,

@@ -19,8 +19,36 @@ from kernelscale.analysis import fits
 
 N_BOOT = 1000
 _RESCALED = ('achieved_flops_per_s', 'epoch_s')
+# Accuracy mode: each repeat trained with its own seed; the merged record holds their medians.
+_SEEDED = ('test_accuracy', 'steps_to_target', 'train_s_to_target')
 # The fields a merged record holds other values in than its first repeat's record.
-RESCALED_FIELDS = ('step_s_median', 'other_cpu_share') + _RESCALED
+RESCALED_FIELDS = ('step_s_median', 'other_cpu_share') + _RESCALED + _SEEDED
+
+
+def _median_to_target(rs: Sequence[dict], field: str):
+  """Median over seeds, a seed that never reached the target counting as the slowest; None
+  when the median seed never reached it."""
+  vals = sorted((r.get(field) for r in rs), key=lambda v: math.inf if v is None else v)
+  mid = len(vals) // 2
+  pair = vals[mid - 1:mid + 1] if len(vals) % 2 == 0 else [vals[mid]]
+  if any(v is None for v in pair):
+    return None
+  return float(np.mean(pair))
+
+
+def _merge_seeds(m: dict, rs: Sequence[dict]) -> None:
+  """Accuracy records: per-seed lists, and medians over the seeds in the merged record."""
+  m['seeds'] = [r.get('seed') for r in rs]
+  m['test_accuracy_repeats'] = [r.get('test_accuracy') for r in rs]
+  m['test_accuracy'] = float(np.median([r['test_accuracy'] for r in rs]))
+  if any(r.get('accuracy_curve') for r in rs):
+    for f in ('steps_to_target', 'train_s_to_target'):
+      m[f'{f}_repeats'] = [r.get(f) for r in rs]
+      m[f] = _median_to_target(rs, f)
+    if m['steps_to_target'] is None:
+      missed = sum(r.get('steps_to_target') is None for r in rs)
+      m['steps_to_target_why'] = (f'{missed} of {len(rs)} seeds did not reach '
+                                  f'{m.get("target_accuracy")}')
 
 
 def collapse(ok: Sequence[dict]) -> list[dict]:
@@ -42,6 +70,10 @@ def collapse(ok: Sequence[dict]) -> list[dict]:
       m['achieved_flops_per_s'] = m['xla_flops'] / med
     if m.get('epoch_s_kind') == 'projected' and m.get('steps_per_epoch'):
       m['epoch_s'] = m['steps_per_epoch'] * med
+    elif m.get('epoch_s_kind') == 'measured':
+      m['epoch_s'] = float(np.median([r['epoch_s'] for r in rs]))
+    if all(r.get('test_accuracy') is not None for r in rs):
+      _merge_seeds(m, rs)
     out.append(m)
   return out
 
@@ -49,7 +81,9 @@ def collapse(ok: Sequence[dict]) -> list[dict]:
 def merged_fields(ok: Sequence[dict]) -> dict:
   """analysis.json's `merged`: {point: the fields collapse changed}, for merged records only."""
   return {r['point']: {k: r.get(k) for k in ('step_s_median', 'step_s_repeats', 'repeats_merged',
-                                             'other_cpu_share') + _RESCALED}
+                                             'other_cpu_share', 'seeds', 'test_accuracy_repeats',
+                                             'steps_to_target_repeats',
+                                             'train_s_to_target_repeats') + _RESCALED + _SEEDED}
           for r in ok if r.get('repeats_merged')}
 
 

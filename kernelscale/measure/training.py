@@ -182,7 +182,10 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
   rec['params'] = flops.param_count(module.features, pt.kernel_size, pt.padding, h, c,
                                     num_classes=ds.num_classes, block=module.block)
   memguard.check_params(rec['params'])  # before the state is allocated, as in the sweep
-  state = train.create_state(module, config.learning_rate, jax.random.PRNGKey(config.seed),
+  # Each repeat (config.repeats) trains with its own seed, for initial weights and batch order:
+  # how many steps a kernel size needs moves from seed to seed, and repeats measure that spread.
+  seed = config.seed + pt.repeat
+  state = train.create_state(module, config.learning_rate, jax.random.PRNGKey(seed),
                              ds.image_shape)
   n_train, n_test = len(dset.train_labels), len(dset.test_labels)
   steps_per_epoch = batches.num_batches(n_train, B)
@@ -220,7 +223,7 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
     with timing.other_cpu_load() as load:
       for epoch in range(epochs):
         epoch_batches = batches.host_batches(dset.train_images, dset.train_labels, B,
-                                        seed=config.seed, epoch=epoch, mean=dset.mean,
+                                        seed=seed, epoch=epoch, mean=dset.mean,
                                         std=dset.std)
         state, ep = train_epoch(step, state, lambda b=epoch_batches: batches.Prefetcher(b, prefetch),
                                 on_step=bar.update, probe=curve.probe)
@@ -254,7 +257,7 @@ def train_point(pt, config, dset: source.Dataset) -> dict:
   med = rec['step_s_median']
   rec['achieved_flops_per_s'] = rec['xla_flops'] / med if rec['xla_flops'] else None
   rec.update({
-      'epochs': epochs, 'steps_per_epoch': steps_per_epoch, 'train_examples': n_train,
+      'seed': seed, 'epochs': epochs, 'steps_per_epoch': steps_per_epoch, 'train_examples': n_train,
       'test_examples': n_test, 'prefetch': prefetch,
       # Means over the epochs, so data_wait_s / epoch_s is the starved fraction.
       'epoch_s': float(np.mean(epoch_s)), 'epoch_s_kind': 'measured',

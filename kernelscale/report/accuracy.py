@@ -70,10 +70,13 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
 def _plot_curves(ax, recs: list[dict]) -> None:
   """Test accuracy against training seconds during training, a line per point, the target dashed."""
   target = recs[0].get('target_accuracy')
-  for r in sorted(recs, key=lambda r: (r.get('padding'), records.design(r), r['kernel_size'])):
+  many_seeds = len({r.get('seed') for r in recs}) > 1
+  for r in sorted(recs, key=lambda r: (r.get('padding'), records.design(r), r['kernel_size'],
+                                       r.get('seed') or 0)):
     pts = r['accuracy_curve']
+    seed = f' seed {r.get("seed")}' if many_seeds else ''
     line, = ax.plot([p[1] for p in pts], [p[2] for p in pts], marker='.',
-                    label=f'k={r["kernel_size"]}{records.design(r)} {r.get("padding")}')
+                    label=f'k={r["kernel_size"]}{records.design(r)} {r.get("padding")}{seed}')
     hit = next((p for p in pts if p[0] == r.get('steps_to_target')), None)
     if hit is not None:
       ax.plot([hit[1]], [hit[2]], marker='o', mfc='none', ms=9, color=line.get_color())
@@ -89,6 +92,10 @@ def _plot_curves(ax, recs: list[dict]) -> None:
                '(ring: first evaluation at or above the target)', fontsize=10)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+
+
+def _f(v) -> str:
+  return '—' if v is None else str(v)
 
 
 def _pct(part, whole) -> str:
@@ -109,15 +116,15 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
            f'(prefetch depth {head.get("prefetch")}), not projected; data wait is the time the '
            'host was blocked waiting for a batch.', '',
            f'![test accuracy against training time]({PLOT_FILE})', '',
-           '| k | padding | test accuracy | train loss | epoch s (measured) | data wait s '
+           '| k | padding | seed | test accuracy | train loss | epoch s (measured) | data wait s '
            '(% of epoch) | compute s | compile s | steps to target | train s to target |',
-           '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+           '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
   for r in ok:
     curve = bool(r.get('accuracy_curve')) and r.get('eval_every')
     to = ('—' if not curve else 'not reached' if r.get('steps_to_target') is None
           else f'{r["steps_to_target"]}')
     to_s = f'{r["train_s_to_target"]:.1f}' if curve and r.get('train_s_to_target') is not None else '—'
-    lines.append(f'| {r["kernel_size"]}{records.design(r)} | {r["padding"]} | '
+    lines.append(f'| {r["kernel_size"]}{records.design(r)} | {r["padding"]} | {_f(r.get("seed"))} | '
                  f'{r["test_accuracy"]:.4f} | '
                  f'{r["train_loss"]:.4f} | {r["epoch_s"]:.1f} | {r["data_wait_s"]:.3f} '
                  f'({_pct(r["data_wait_s"], r["epoch_s"])}) | {r["compute_s"]:.1f} | '
@@ -125,7 +132,8 @@ def results_md_section(recs: list[dict], workdir: str) -> list[str]:
   if any(r.get('eval_every') for r in ok):
     lines += ['', f'Steps to target: the first training step at which the whole test split '
               f'scored at least {head.get("target_accuracy")} (evaluated every '
-              f'{head.get("eval_every")} steps, so that is the resolution; one seed). It says how '
+              f'{head.get("eval_every")} steps, so that is the resolution; it moves from seed to '
+              'seed, and `--config.repeats=3` trains each point with three). It says how '
               'many steps training needs, which kernel size can change apart from how long each '
               'step takes. Train s to target: training wall time up to that step, '
               'evaluations excluded.']

@@ -183,3 +183,32 @@ def test_an_optimizer_that_did_not_grow_is_said_so(fixture_run):
     same[-1]['optimizer_update_s'] = same[0]['optimizer_update_s'] + delta
     text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
     assert ('did not grow with k' in text) == said, (delta, text)
+
+
+def test_repeats_of_a_trained_point_are_seeds_and_give_medians(fixture_run):
+  import copy  # pylint: disable=g-import-not-at-top
+  from tests.analysis.claims_test import _with_curves  # pylint: disable=g-import-not-at-top
+  recs, ceil = fixture_run('seed_cpu')
+  recs = [r for r in recs if r['padding'] == 'SAME']
+  for r in recs:
+    r.update(epoch_s_kind='measured', test_accuracy=0.87, seed=0, repeat=0)
+  runs = []
+  # Seeds 0, 1, 2: k=9 needs 350 / 200 / never; k=3 150 / 150 / 200 (the rest 300).
+  by_seed = [{3: 150, 9: 350}, {3: 150, 9: 200}, {3: 200, 9: None}]
+  for seed, steps in enumerate(by_seed):
+    rs = _with_curves(copy.deepcopy(recs), {k: steps.get(k, 300) for k in (3, 5, 7, 9)})
+    for r in rs:
+      r.update(seed=seed, repeat=seed, test_accuracy=0.86 + 0.01 * seed)
+      if seed:
+        r['point'] += f'-r{seed}'
+    runs += rs
+  res = _check(runs, ceil)
+  first = res['plain_answer']['sentences'][0]
+  # Medians over the seeds; a seed that never got there counts as the slowest.
+  assert 'k=3 after 150 steps' in first and 'k=9 after 350 steps' in first, first
+  assert 'median of 3 seeds' in first and 'one seed' not in first
+  st = res['claims'][4]['numbers']['steps_to_target']
+  assert st['n_seeds'] == 3 and st['points'][-1]['steps_each'] == [350, 200, None]
+  assert '[seeds 0/1/2: 350/200/never]' in res['claims'][4]['evidence']
+  m = res['merged'][recs[0]['point']]
+  assert m['test_accuracy'] == pytest.approx(0.87) and m['seeds'] == [0, 1, 2]

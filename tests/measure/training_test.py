@@ -177,3 +177,20 @@ def test_training_skips_a_point_that_would_not_fit_in_memory(tmp_path, monkeypat
   monkeypatch.setattr(memguard, 'available_bytes', lambda: 8 * 10 ** 6)
   with pytest.raises(memguard.DoesNotFit, match='compiled step'):
     training.train_point(pt, config, dset)
+
+
+def test_each_repeat_trains_with_its_own_seed(tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
+                   eval_batch_size=20, seed=5, repeats=2)
+  pts = sweep.validate(config)
+  assert [p.repeat for p in pts] == [0, 1]
+  dset = source.load(config)
+  a, b = (training.train_point(p, config, dset) for p in pts)
+  assert (a['seed'], b['seed']) == (5, 6)
+  assert a['final_loss'] != b['final_loss']  # other initial weights and batch order
+  again = training.train_point(dataclasses.replace(pts[1]), config, dset)
+  assert again['final_loss'] == b['final_loss']  # and the same seed trains the same

@@ -17,6 +17,6 @@ def test_plot_and_results_md_section(tmp_path):
   png = tmp_path / accuracy.PLOT_FILE
   assert png.exists() and png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   text = '\n'.join(lines)
-  assert f']({accuracy.PLOT_FILE})' in text and '| 5 | SAME | 0.8800 |' in text
+  assert f']({accuracy.PLOT_FILE})' in text and '| 5 | SAME | — | 0.8800 |' in text
   # Step-timing records (no accuracy) add nothing.
   assert accuracy.results_md_section([{'status': 'ok', 'kernel_size': 3}], str(tmp_path / 'x')) == []
