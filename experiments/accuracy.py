@@ -2,6 +2,7 @@
 
 Run:    python run.py --config=experiments/accuracy.py:quick   (1 epoch, k=3,5,7, SAME)
         python run.py --config=experiments/accuracy.py         (5 epochs, k=3,5,7,9)
+        add --config.repeats=3 to train every point with 3 seeds (medians in the analysis)
 Needs:  Fashion-MNIST prepared once, offline, from Debian's package:
           apt-get install dataset-fashion-mnist
           python run.py --prepare=fashion_mnist --from_idx=/usr/share/datasets/fashion-mnist

@@ -308,10 +308,10 @@ def steps_to_target(rs: Sequence[dict]) -> dict | None:
                f'({lo.get("steps_to_target_why", "")}); lower --config.target_accuracy')
   elif b is None:
     out.update(more_steps=True, why=f'k={hi["kernel_size"]} never reached the target '
-               f'({hi.get("steps_to_target_why", "")}) that k={lo["kernel_size"]} reached in {a} steps')
+               f'({hi.get("steps_to_target_why", "")}) that k={lo["kernel_size"]} reached in {a:g} steps')
   else:
     out.update(more_steps=b - a > every,
-               why=f'{a} → {b} steps from k={lo["kernel_size"]} to k={hi["kernel_size"]}, '
+               why=f'{a:g} → {b:g} steps from k={lo["kernel_size"]} to k={hi["kernel_size"]}, '
                    f'evaluated every {every} steps')
   return out
 

@@ -39,15 +39,19 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
   else:
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
   groups: dict[tuple, list[dict]] = {}
+  many_seeds = len({r.get('seed') for r in ok}) > 1
   for r in ok:
+    # One line per seed when the run trained several (config.repeats): a line joins kernel
+    # sizes, never two seeds of one k.
     groups.setdefault((r.get('padding'), r.get('dtype'), r.get('batch_size'),
-                       records.design(r)), []).append(r)
-  for (padding, dtype, batch, design), rs in groups.items():
+                       records.design(r), r.get('seed') if many_seeds else None), []).append(r)
+  for (padding, dtype, batch, design, seed), rs in groups.items():
     rs = sorted(rs, key=lambda r: r['kernel_size'])
     x = [r['train_wall_s'] for r in rs]
     y = [r['test_accuracy'] for r in rs]
     ax.plot(x, y, marker='o', label=f'{design.strip()}{", " if design else ""}{padding}, '
-                                    f'{dtype}, batch {batch}')
+                                    f'{dtype}, batch {batch}'
+                                    + (f', seed {seed}' if seed is not None else ''))
     for r, xi, yi in zip(rs, x, y):
       ax.annotate(f'k={r["kernel_size"]}', (xi, yi), textcoords='offset points', xytext=(4, 4),
                   fontsize=8)
@@ -70,12 +74,16 @@ def plot_accuracy_vs_time(recs: list[dict], path: str) -> str | None:
 def _plot_curves(ax, recs: list[dict]) -> None:
   """Test accuracy against training seconds during training, a line per point, the target dashed."""
   target = recs[0].get('target_accuracy')
-  many_seeds = len({r.get('seed') for r in recs}) > 1
+  seeds = sorted({r.get('seed') or 0 for r in recs})
+  lines = sorted({(r.get('padding'), records.design(r), r['kernel_size']) for r in recs})
+  colours = {key: f'C{i % 10}' for i, key in enumerate(lines)}  # one colour per point, a dash per seed
   for r in sorted(recs, key=lambda r: (r.get('padding'), records.design(r), r['kernel_size'],
                                        r.get('seed') or 0)):
     pts = r['accuracy_curve']
-    seed = f' seed {r.get("seed")}' if many_seeds else ''
+    seed = f' seed {r.get("seed")}' if len(seeds) > 1 else ''
     line, = ax.plot([p[1] for p in pts], [p[2] for p in pts], marker='.',
+                    color=colours[(r.get('padding'), records.design(r), r['kernel_size'])],
+                    ls=('-', '--', ':', '-.')[seeds.index(r.get('seed') or 0) % 4],
                     label=f'k={r["kernel_size"]}{records.design(r)} {r.get("padding")}{seed}')
     hit = next((p for p in pts if p[0] == r.get('steps_to_target')), None)
     if hit is not None:
