@@ -366,9 +366,11 @@ def _steps_text(st: dict | None) -> str:
            'one seed: the first crossing moves from seed to seed, so compare runs with '
            '--config.repeats=3 (seeds seed, seed+1, seed+2) before trusting a difference of a few '
            'intervals')
+  pts = [p['steps'] for p in (st['points'][0], st['points'][-1])]
   res = ('unknown' if st['more_steps'] is None else
          'larger kernels needed more steps' if st['more_steps'] else
-         'larger kernels did not need more steps')
+         'within one evaluation interval: too close to say larger kernels needed more steps'
+         if None not in pts and pts[1] > pts[0] else 'larger kernels did not need more steps')
   return (f' How many steps training needs (a separate question from how long each takes): '
           f'test accuracy {st["target_accuracy"]} was first reached at {per}; {res} '
           f'({st["why"]}; {seeds}).')
@@ -440,12 +442,15 @@ def answer(ok, groups, fits, roof, claim_list) -> list[str]:
   if fr:
     top = max(sorted(set(bounds)), key=bounds.count)
     rest = [p for p in roof if p.get('bound') and p['bound'] != top]
-    named = '; '.join(f'{p.get("padding")} k={p.get("kernel_size")} is {p["bound"]}-bound '
-                      f'({p["achieved_fraction"]:.0%})' for p in rest[:3]
+    named = '; '.join((f'{p.get("padding")} k={p.get("kernel_size")} runs far below both limits '
+                       f'({p["achieved_fraction"]:.0%} of attainable)' if p['bound'] == 'overhead' else
+                       f'{p.get("padding")} k={p.get("kernel_size")} is {p["bound"]}-bound '
+                       f'({p["achieved_fraction"]:.0%})') for p in rest[:3]
                       if p.get('achieved_fraction') is not None)
     s2 = (f'Steps reach {min(fr):.0%}–{max(fr):.0%} of the roofline\'s attainable FLOP/s and '
           f'{bounds.count(top)} of {len(bounds)} points are {top}-bound'
-          + (' (limited by arithmetic rather than memory traffic, by the roofline model)'
+          + (' (by the roofline model, arithmetic rather than memory traffic sets their floor; '
+             'they reach only part of the arithmetic peak)'
              if top == 'compute' else '') + (f'; {named}' if named else '') + '.')
   else:
     s2 = 'No device ceilings were measured, so no roofline bound is given.'

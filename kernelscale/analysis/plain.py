@@ -91,7 +91,9 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
   every = lo.get('eval_every') or 0
   verdict = ('' if a is None else
              ', so the larger kernel needed more steps as well as longer ones' if b is None or b - a > every
-             else ', so the larger kernel did not need more steps, only longer ones')
+             else ', within one evaluation interval of each other: too close to say the larger kernel '
+             'needed more steps; it needed longer ones' if b > a
+             else ', so the larger kernel needed no more steps, only longer ones')
   both = a is not None and b is not None and lo.get('train_s_to_target')
   total = (f'; in all, reaching it took ×{n.ratio(lo, hi, "train_s_to_target", ".1f")} the '
            'training time' if both else '')
@@ -125,12 +127,18 @@ def _why(n: _Numbers, lo: dict, hi: dict, claim_list, prof: list[dict], g: str,
   if lo.get('achieved_flops_per_s') and hi.get('achieved_flops_per_s'):
     parts.append(_rate(n, lo, hi, g, fits, prof))
   ph = next((p for p in prof if p['point'] == hi.get('point') and p['trusted']), None)
+  pl = next((p for p in prof if p['point'] == lo.get('point') and p['trusted']), None)
   if ph and ph.get('conv_backward_share') is not None:
     i = prof.index(ph)
-    parts.append(f'and at k={hi["kernel_size"]} the convolutions\' backward passes (input and '
-                 f'filter gradients) take '
-                 f'{n.num(ph["conv_backward_share"], ".0f", [("json", "profile", i, "conv_backward_share")], scale=100)}% '
-                 'of the profiled step')
+    share = lambda p, j: n.num(p['conv_backward_share'], '.0f',  # noqa: E731
+                               [('json', 'profile', j, 'conv_backward_share')], scale=100)
+    if pl and pl.get('conv_backward_share') is not None:
+      parts.append(f'and the convolutions\' backward passes (input and filter gradients) take '
+                   f'{share(pl, prof.index(pl))}% of the profiled step at k={lo["kernel_size"]} '
+                   f'and {share(ph, i)}% at k={hi["kernel_size"]}')
+    else:
+      parts.append(f'and at k={hi["kernel_size"]} the convolutions\' backward passes (input and '
+                   f'filter gradients) take {share(ph, i)}% of the profiled step')
   c2 = _claim(claim_list, 2)
   if c2 and c2['numbers'].get('measured'):
     i2, m = claim_list.index(c2), c2['numbers']
@@ -158,22 +166,29 @@ def _rate(n: _Numbers, lo: dict, hi: dict, g: str, fits: dict, prof: list[dict])
   work = (f'with the layers that do not grow, the whole step does '
           f'×{n.ratio(lo, hi, "xla_flops", ".2f")} the work')
   time = f'×{n.ratio(lo, hi, "step_s_median", ".2f")}'
+  ends = {p['point']: (j, p) for j, p in enumerate(prof)
+          if p.get('conv_s') and p.get('non_conv_s') is not None}
+  conv_work = lo.get('analytic_conv_flops') and hi.get('analytic_conv_flops')
+  if lo.get('point') in ends and hi.get('point') in ends and conv_work:
+    # Measured, not fitted: the profile splits each step into convolutions and the rest.
+    (j1, p1), (j2, p2) = ends[lo['point']], ends[hi['point']]
+    conv_t = n.num(p2['conv_s'] / p1['conv_s'], '.1f', [('json', 'profile', j2, 'conv_s'),
+                                                       ('json', 'profile', j1, 'conv_s')], op='ratio')
+    rest = (f'{n.num(p1["non_conv_s"], ".1f", [("json", "profile", j1, "non_conv_s")], scale=1e3)} → '
+            f'{n.num(p2["non_conv_s"], ".1f", [("json", "profile", j2, "non_conv_s")], scale=1e3)} ms')
+    faster = p2['conv_s'] / p1['conv_s'] < hi['analytic_conv_flops'] / lo['analytic_conv_flops']
+    return (f'{work} but takes {time} as long, for two measured reasons: the convolutions\' own '
+            f'profiled time grows ×{conv_t} for ×{n.ratio(lo, hi, "analytic_conv_flops", ".1f")} '
+            f'their work ({"larger convolutions run at a higher rate" if faster else "no faster per operation"}), '
+            f'and the rest of the step (dense layers, pooling, activations, loss, optimizer) grows '
+            f'only {rest} per step; in all the step runs at {rate}')
   lin = (fits.get(g) or {}).get('linear_step_s_vs_xla_flops') or {}
   a, se = lin.get('a'), lin.get('a_se')
   if hi['achieved_flops_per_s'] > lo['achieved_flops_per_s'] and a and se and a > 2 * se:
     src = [('json', 'fits', g, 'linear_step_s_vs_xla_flops', 'a')]
-    ends = [(j, p) for j, p in enumerate(prof) if p['point'] in (lo.get('point'), hi.get('point'))
-            and p.get('non_conv_s') is not None]
-    seen = ''
-    if len(ends) == 2:
-      (j1, p1), (j2, p2) = ends
-      seen = (f'; the profile finds {n.num(p1["non_conv_s"], ".1f", [("json", "profile", j1, "non_conv_s")], scale=1e3)} → '
-              f'{n.num(p2["non_conv_s"], ".1f", [("json", "profile", j2, "non_conv_s")], scale=1e3)} ms '
-              'per step outside the convolutions, in the dense layers, pooling, activations, loss '
-              'and optimizer')
     return (f'{work} but takes only {time} as long, because about {n.num(a, ".1f", src, scale=1e3)} ms '
             'of every step does not grow with k (the fixed part of a straight line fitted through '
-            f'step time against work{seen}), so the average rate rises, {rate}')
+            f'step time against work), so the average rate rises, {rate}')
   r = hi['achieved_flops_per_s'] / lo['achieved_flops_per_s']
   how = ('at about the same rate' if 1 / claims.GROWS <= r <= claims.GROWS else
          'faster at large k' if r > 1 else 'slower at large k')
@@ -235,11 +250,12 @@ def _anomaly(n: _Numbers, result: dict, ok: Sequence[dict]) -> str:
       txt += (f', where the step took {n.num(sa["actual_s"] / sa["predicted_s"], ".1f", [(*src, "actual_s"), (*src, "predicted_s")], op="ratio")} '
               'times as long as a fit through the other points predicts')
     parts.append(txt)
+  where = parts[0] if len(parts) == 1 else '; '.join(parts[:-1]) + '; and at ' + parts[-1]
   return ('Anomaly: XLA:CPU ran a convolution as its own slow loop (generic code) instead '
-          'of its optimized convolution library, at ' + '; '.join(parts)
+          'of its optimized convolution library, at ' + where
           + ('' if ok and ok[0].get('conv_algo') == 'auto' else
-             '; `--config.conv_algo=auto` computes such layers with another algorithm (not '
-             'timed in this run)') + '.')
+             '; `--config.conv_algo=auto` (not the default) computes such layers with another '
+             'algorithm, e.g. a DFT-based convolution; this run did not time it') + '.')
 
 
 def _todo(result: dict) -> str:

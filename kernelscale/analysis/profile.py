@@ -155,8 +155,8 @@ def summary(ok: list[dict]) -> list[dict]:
     One dict per ok record with phase_s: point, padding, k, trace_coverage,
     trace_overhead, trace_dropped_steps, trace_steps_used, trusted, phase_s_scaled
     (s per untraced median step; None when not trusted), conv_share and
-    conv_backward_share (of the scaled phases), non_conv_s (s per step outside the conv
-    layers), alone (alone_vs_profiled),
+    conv_backward_share (of the scaled phases), non_conv_s and conv_s (s per step outside and
+    inside the conv layers), alone (alone_vs_profiled),
     alone_flagged (phases whose ratio is past ALONE_FLAG).
   """
   out = []
@@ -178,6 +178,7 @@ def summary(ok: list[dict]) -> list[dict]:
         # What the step spends outside the convolutions (dense, pools, ReLU, loss, Adam, other):
         # set beside the line fit's fixed part in the plain answer.
         'non_conv_s': sum(v for k, v in ph.items() if not k.startswith('conv')) if ph else None,
+        'conv_s': sum(v for k, v in ph.items() if k.startswith('conv')) if ph else None,
         'largest_phase': max(ph, key=ph.get) if ph else None,
         'alone': alone, 'alone_flagged': [a['phase'] for a in alone if a['flagged']]})
   return out

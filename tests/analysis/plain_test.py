@@ -82,8 +82,12 @@ def test_every_number_of_the_plain_answer_is_in_a_record_or_the_analysis(fixture
     st = r['step_s_median']
     r.update(phase_s={'conv2/forward': 0.8 * st, 'dense/forward': 0.2 * st}, trace_coverage=1.0,
              trace_step_s_median=st, trace_overhead=1.0)
+  for r in recs:
+    r['analytic_conv_flops'] = 0.8 * r['analytic_flops']
   text = ' '.join(_check(recs, ceil)['plain_answer']['sentences'])
-  assert 'ms per step outside the convolutions' in text  # the profile's view of that fixed part
+  # With a profile the two reasons are measured, not fitted.
+  assert 'for two measured reasons' in text and "convolutions' own profiled time grows ×" in text
+  assert 'the rest of the step (dense layers' in text and 'ms of every step does not grow' not in text
   recs, ceil = fixture_run('seed_cpu')
   for r in recs:  # no fixed cost: time proportional to work, so the rate cannot rise
     r['step_s_median'], r['achieved_flops_per_s'] = r['xla_flops'] / 100e9, 100e9
@@ -135,8 +139,10 @@ def test_steps_to_target_accuracy_join_the_epoch_sentence(fixture_run):
     r['epoch_s_kind'] = 'measured'
   first = _check(_with_curves(recs, {3: 300, 9: 300}), ceil)['plain_answer']['sentences'][0]
   assert 'test accuracy first reached 0.85 at k=3 after 300 steps' in first
-  assert 'did not need more steps, only longer ones' in first and 'every 50 steps' in first
+  assert 'needed no more steps, only longer ones' in first and 'every 50 steps' in first
   assert 'in all, reaching it took ×' in first  # train_s_to_target k=9 over k=3
+  first = _check(_with_curves(recs, {3: 300, 9: 350}), ceil)['plain_answer']['sentences'][0]
+  assert 'within one evaluation interval of each other: too close to say' in first
   first = _check(_with_curves(recs, {3: 300, 9: None}), ceil)['plain_answer']['sentences'][0]
   assert 'k=9 not within its 500 steps' in first and 'needed more steps' in first
 
