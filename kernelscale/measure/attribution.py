@@ -144,6 +144,29 @@ def _thread_segments(plane, module_name: str | None):
   return out
 
 
+def _intervals(segments, start: float, end: float, key=lambda who: who):
+  """Sweeps the threads' segments in [start, end]: yields (ns, [key of what each busy thread
+  runs]) for every stretch in which at least one thread is busy."""
+  pts = []
+  for li, segs in enumerate(segments):
+    for who, s, e in segs:
+      s, e = max(s, start), min(e, end)
+      if e > s:
+        pts.append((s, 1, li, key(who)))
+        pts.append((e, -1, li, key(who)))
+  pts.sort(key=lambda p: (p[0], p[1]))
+  active: dict[int, str] = {}
+  last = None
+  for t, kind, li, k in pts:
+    if active and last is not None and t > last:
+      yield t - last, list(active.values())
+    if kind == 1:
+      active[li] = k
+    elif active.get(li) == k:
+      del active[li]
+    last = t
+
+
 def thread_split(segments, start: float, end: float) -> dict[str, float]:
   """Wall time in [start, end] per op, each segment shared by the threads busy in it.
 
@@ -154,27 +177,10 @@ def thread_split(segments, start: float, end: float) -> dict[str, float]:
   Returns:
     {op: ns}; the values sum to the time at least one thread was busy.
   """
-  pts = []
-  for li, segs in enumerate(segments):
-    for who, s, e in segs:
-      s, e = max(s, start), min(e, end)
-      if e > s:
-        pts.append((s, 1, li, who))
-        pts.append((e, -1, li, who))
-  pts.sort(key=lambda p: (p[0], p[1]))
   out: dict[str, float] = collections.defaultdict(float)
-  active: dict[int, str] = {}
-  last = None
-  for t, kind, li, who in pts:
-    if active and last is not None and t > last:
-      share = (t - last) / len(active)
-      for w in active.values():
-        out[w] += share
-    if kind == 1:
-      active[li] = who
-    elif active.get(li) == who:
-      del active[li]
-    last = t
+  for dt, running in _intervals(segments, start, end):
+    for w in running:
+      out[w] += dt / len(running)
   return dict(out)
 
 
@@ -192,34 +198,17 @@ def beside_time(segments, start: float, end: float, key=lambda who: who) -> dict
     time half to each (two threads), so a phase that runs mostly beside
     another gets about half its running time.
   """
-  pts = []
-  for li, segs in enumerate(segments):
-    for who, s, e in segs:
-      s, e = max(s, start), min(e, end)
-      if e > s:
-        pts.append((s, 1, li, key(who)))
-        pts.append((e, -1, li, key(who)))
-  pts.sort(key=lambda p: (p[0], p[1]))
   wall: dict = collections.defaultdict(float)
   beside: dict = collections.defaultdict(float)
   partner: dict = collections.defaultdict(lambda: collections.defaultdict(float))
-  active: dict[int, str] = {}
-  last = None
-  for t, kind, li, k in pts:
-    if active and last is not None and t > last:
-      dt = t - last
-      running = set(active.values())
-      for k2 in running:
-        wall[k2] += dt
-        for other in running - {k2}:
-          partner[k2][other] += dt
-        if len(running) > 1:
-          beside[k2] += dt
-    if kind == 1:
-      active[li] = k
-    elif active.get(li) == k:
-      del active[li]
-    last = t
+  for dt, active in _intervals(segments, start, end, key):
+    running = set(active)
+    for k2 in running:
+      wall[k2] += dt
+      for other in running - {k2}:
+        partner[k2][other] += dt
+      if len(running) > 1:
+        beside[k2] += dt
   return {k2: (wall[k2], beside[k2], dict(partner[k2])) for k2 in wall}
 
 

@@ -45,6 +45,16 @@ def _learnable_idx(folder, n_train=240, n_test=60):
     prepare.write_idx(os.path.join(folder, lab + '.gz'), labels)
 
 
+def _tiny_prepared(tmp_path, **kw):
+  """(config, dataset): 40 learnable training images prepared offline, batch 20."""
+  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
+  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
+                           log=lambda s: None)
+  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
+                   eval_batch_size=20, **kw)
+  return config, source.load(config)
+
+
 @pytest.mark.parametrize('kw,field', [
     ({'epochs': -1}, 'config.epochs'), ({'prefetch': 0}, 'config.prefetch'),
     ({'data': 'synthetic'}, 'config.data'), ({'data_dir': 3}, 'config.data_dir'),
@@ -100,13 +110,8 @@ def test_cli_trains_learns_and_records_measured_times(tmp_path):
 def test_training_records_other_load_around_the_epochs(tmp_path, monkeypatch):
   import time  # pylint: disable=g-import-not-at-top
   from kernelscale.measure import timing  # pylint: disable=g-import-not-at-top
-  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
-  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
-                           log=lambda s: None)
-  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
-                   eval_batch_size=20)
+  config, dset = _tiny_prepared(tmp_path)
   pt = sweep.validate(config)[0]
-  dset = source.load(config)
   # Fake counters: another process keeps every CPU busy the whole time (read a few
   # microseconds apart from the wall clock, hence the tolerance), then nobody does.
   monkeypatch.setattr(timing, 'MIN_LOAD_TICKS', 0)
@@ -162,13 +167,8 @@ def test_accuracy_curve_finds_the_first_crossing_and_keeps_evaluation_out_of_the
 
 def test_training_skips_a_point_that_would_not_fit_in_memory(tmp_path, monkeypatch):
   from kernelscale.measure import memguard  # pylint: disable=g-import-not-at-top
-  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
-  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
-                           log=lambda s: None)
-  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
-                   eval_batch_size=20)
+  config, dset = _tiny_prepared(tmp_path)
   pt = sweep.validate(config)[0]
-  dset = source.load(config)
   # Too little memory for the train state: refused before it is allocated.
   monkeypatch.setattr(memguard, 'available_bytes', lambda: 10 ** 6)
   with pytest.raises(memguard.DoesNotFit, match='train state'):
@@ -181,14 +181,9 @@ def test_training_skips_a_point_that_would_not_fit_in_memory(tmp_path, monkeypat
 
 def test_each_repeat_trains_with_its_own_seed(tmp_path):
   import dataclasses  # pylint: disable=g-import-not-at-top
-  _learnable_idx(tmp_path / 'idx', n_train=40, n_test=20)
-  prepare.prepare_from_idx('fashion_mnist', str(tmp_path / 'idx'), str(tmp_path / 'tfds'),
-                           log=lambda s: None)
-  config = _config(data='fashion_mnist', data_dir=str(tmp_path / 'tfds'), batch_size=20,
-                   eval_batch_size=20, seed=5, repeats=2)
+  config, dset = _tiny_prepared(tmp_path, seed=5, repeats=2)
   pts = sweep.validate(config)
   assert [p.repeat for p in pts] == [0, 1]
-  dset = source.load(config)
   a, b = (training.train_point(p, config, dset) for p in pts)
   assert (a['seed'], b['seed']) == (5, 6)
   assert a['final_loss'] != b['final_loss']  # other initial weights and batch order
