@@ -62,7 +62,7 @@ def _claim(claim_list, cid):
   return next((c for c in claim_list if c['id'] == cid), None)
 
 
-def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict]) -> str:
+def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict], st: dict | None) -> str:
   measured = lo.get('epoch_s_kind') == 'measured' and hi.get('epoch_s_kind') == 'measured'
   e = next(((j, x) for j, x in enumerate(eps) if x['point'] == hi.get('point')
             and x['measured_over_projected']), None)
@@ -75,12 +75,16 @@ def _epoch(n: _Numbers, lo: dict, hi: dict, pad: str, eps: list[dict]) -> str:
   return (f'Going from a {n.k(lo)}×{n.k(lo)} to a {n.k(hi)}×{n.k(hi)} '
           f'kernel ({pad} padding), one training epoch grows from '
           f'{n.field(lo, "epoch_s", ".1f")} s to {n.field(hi, "epoch_s", ".1f")} s '
-          f'(×{n.ratio(lo, hi, "epoch_s", ".2f")}; {how})' + _to_target(n, lo, hi) + '.')
+          f'(×{n.ratio(lo, hi, "epoch_s", ".2f")}; {how})' + _to_target(n, lo, hi, st) + '.')
 
 
-def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
-  """How many steps and seconds each end needed to reach the target test accuracy; '' if unmeasured."""
-  if not (lo.get('accuracy_curve') and hi.get('accuracy_curve')):
+def _to_target(n: _Numbers, lo: dict, hi: dict, st: dict | None) -> str:
+  """How many steps and seconds each end needed to reach the target test accuracy; '' if unmeasured.
+
+  st is claim 5's `steps_to_target` (claims.steps_to_target): its rule says whether the
+  larger kernel needed more steps.
+  """
+  if st is None or not (lo.get('accuracy_curve') and hi.get('accuracy_curve')):
     return ''
   def one(r):
     if r.get('steps_to_target') is None:
@@ -88,9 +92,8 @@ def _to_target(n: _Numbers, lo: dict, hi: dict) -> str:
     return (f'k={n.k(r)} after {n.field(r, "steps_to_target", "g")} steps '
             f'({n.field(r, "train_s_to_target", ".1f")} s of training)')
   a, b = lo.get('steps_to_target'), hi.get('steps_to_target')
-  every = lo.get('eval_every') or 0
-  verdict = ('' if a is None else
-             ', so the larger kernel needed more steps as well as longer ones' if b is None or b - a > every
+  verdict = ('' if st['more_steps'] is None else
+             ', so the larger kernel needed more steps as well as longer ones' if st['more_steps']
              else ', within one evaluation interval of each other: too close to say the larger kernel '
              'needed more steps; it needed longer ones' if b > a
              else ', so the larger kernel needed no more steps, only longer ones')
@@ -155,7 +158,9 @@ def _rate(n: _Numbers, lo: dict, hi: dict, g: str, fits: dict, prof: list[dict])
   """Why the step grows by less (or more) than its work: work ratio ÷ rate ratio = time ratio.
 
   achieved_flops_per_s is xla_flops / step_s_median, so the three ratios are one
-  identity. A rate that rises with k is explained by the straight-line fit's
+  identity. With a trusted profile at both ends the reasons are measured: the
+  convolutions' own time against their work, and the rest of the step. Without
+  one, a rate that rises with k is explained by the straight-line fit's
   intercept (step time = a + b·FLOPs) when a is positive past two standard
   errors: a fixed part of each step that the larger steps spread thinner.
   """
@@ -285,7 +290,9 @@ def plain_answer(ok: Sequence[dict], groups, result: dict) -> dict:
                           'of one padding with status ok.'], 'numbers': []}
   lo, hi = groups[g][0], groups[g][-1]
   pad = g.partition(' ')[0]
-  out = [_epoch(n, lo, hi, pad, result.get('epochs') or [])
+  c5 = _claim(result['claims'], 5)
+  st = (c5 or {}).get('numbers', {}).get('steps_to_target')
+  out = [_epoch(n, lo, hi, pad, result.get('epochs') or [], st)
          if lo.get('epoch_s') and hi.get('epoch_s') else '',
          _why(n, lo, hi, result['claims'], result.get('profile') or [], g,
               result.get('fits') or {}),

@@ -58,6 +58,8 @@ from kernelscale.measure.attribution import (  # pylint: disable=unused-import
 
 
 STEP_NAME = 'train'
+# The phase of an op the labels do not name.
+OTHER = 'other/all'
 
 HLO_NAME = 'optimized_hlo.txt'
 _DEVICE_PREFIXES = ('/device:GPU:', '/device:TPU:')
@@ -210,7 +212,7 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
     beside_steps = []
     for s, e in windows:
       per_op_steps.append({op: t * 1e-9 for op, t in thread_split(segments, s, e).items()})
-      beside_steps.append(beside_time(segments, s, e, lambda op: labels.get(op, 'other/all')))
+      beside_steps.append(beside_time(segments, s, e, lambda op: labels.get(op, OTHER)))
   else:
     method = 'overlap split'
     by_run: dict = collections.defaultdict(list)
@@ -231,7 +233,7 @@ def attribute(profile, module: hlo.Module, labels: dict[str, str], steps: int) -
   for d in per_op_steps:
     ph: dict[str, float] = collections.defaultdict(float)
     for op, t in d.items():
-      ph[labels.get(op, 'other/all')] += t
+      ph[labels.get(op, OTHER)] += t
     per_step.append(dict(ph))
   names = sorted({k for d in per_step for k in d})
   phase = {k: float(np.median([d.get(k, 0.0) for d in per_step])) for k in names}
